@@ -1,0 +1,152 @@
+"""Training loop: resume equivalence, divergence stop, gradients through the mixup, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from salt.data import load_local, stratified_subset
+from salt.encoding import encode_pairs
+from salt.mixup import sample_r, step_generator
+from salt.models import load_classifier, load_tokenizer
+from salt.train import (
+    TrainConfig,
+    TrainingDiverged,
+    _collate,
+    items_from_codeswitch,
+    items_from_encoded,
+    load_trained,
+    salt_loss,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def items(tiny_model, data_dir):
+    tok = load_tokenizer(tiny_model)
+    rows = stratified_subset(load_local("xnli", "dev", "en", data_dir), 40, 0)
+    enc = encode_pairs(tok, rows, 48)
+    # A deterministic "code-switched" copy: every third token replaced by a fixed id.
+    records = [{"uid": e.uid, "cs_input_ids": [t if i % 3 else 7 for i, t in
+                                                enumerate(e.input_ids)]} for e in enc]
+    return items_from_codeswitch(records, enc), tok.pad_token_id
+
+
+def _cfg(**kw):
+    base = {"system": "salt", "epochs": 1, "batch_size": 8, "checkpoint_every": 2, "lr": 1e-3}
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_equals_uninterrupted(tiny_model, items, tmp_path):
+    data, pad = items
+    full = train(tiny_model, data, tmp_path / "full", _cfg(), 3, pad_id=pad)
+    part = train(tiny_model, data, tmp_path / "part", _cfg(), 3, pad_id=pad, stop_after=3)
+    assert part == {"interrupted_at": 3}
+    assert not (tmp_path / "part" / "model.safetensors").exists()
+    resumed = train(tiny_model, data, tmp_path / "part", _cfg(), 3, pad_id=pad)
+    assert resumed["resumed_from"] == 2  # the last checkpoint before the interruption
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "part" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert full["loss"] == resumed["loss"]
+
+
+def test_same_seed_same_weights_other_seed_differs(tiny_model, items, tmp_path):
+    data, pad = items
+    train(tiny_model, data, tmp_path / "a", _cfg(system="baseline"), 3, pad_id=pad)
+    train(tiny_model, data, tmp_path / "b", _cfg(system="baseline"), 3, pad_id=pad)
+    train(tiny_model, data, tmp_path / "c", _cfg(system="baseline", seed=1), 3, pad_id=pad)
+    a, b, c = (load_file(tmp_path / x / "model.safetensors")["classifier.weight"] for x in "abc")
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(tiny_model, items, tmp_path):
+    data, pad = items
+    # An absurd learning rate blows the weights up after the first steps; the loss turns
+    # non-finite and the run stops, keeping the checkpoint of the last finite step.
+    cfg = _cfg(lr=1e30, warmup_ratio=0.0, max_grad_norm=0.0, checkpoint_every=1)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint") as err:
+        train(tiny_model, data, tmp_path / "nan", cfg, 3, pad_id=pad)
+    bad_step = int(str(err.value).split(" at step ")[1].split()[0])
+    state = torch.load(tmp_path / "nan" / "checkpoint" / "state.pt", weights_only=True)
+    assert state["step"] == bad_step
+
+
+def test_gradients_reach_every_trainable_parameter(tiny_model, items):
+    data, pad = items
+    cfg = _cfg(freeze_word_embeddings=False)
+    model = load_classifier(tiny_model, 3)
+    batch = _collate(data[:4], pad, step_generator(0, 0))
+    r = sample_r(4, batch["input_ids"].shape[1], model.config.hidden_size, cfg.mixup,
+                 step_generator(0, 0, 1))
+    salt_loss(model, model.get_input_embeddings(), batch, cfg, r).backward()
+    no_grad = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]
+    assert no_grad == []
+    word = model.get_input_embeddings().weight.grad
+    # both the source ids and the code-switched id 7 receive gradient through the mixture
+    assert torch.any(word[7] != 0) and torch.any(word[batch["input_ids"][0, 1]] != 0)
+
+
+def test_salt_needs_copies_and_alignment():
+    from salt.encoding import Encoded
+
+    assert items_from_encoded([]) == []
+    enc = [Encoded("u1", [1, 2, 3], None, 0)]
+    with pytest.raises(ValueError, match="token-aligned"):
+        items_from_codeswitch([{"uid": "u1", "cs_input_ids": [1, 2]}], enc)
+    with pytest.raises(ValueError, match="no code-switched copy for training item u1"):
+        items_from_codeswitch([], enc)
+
+
+def test_save_load_round_trip(tiny_model, items, tmp_path):
+    data, pad = items
+    train(tiny_model, data, tmp_path / "run", _cfg(system="baseline"), 3, pad_id=pad)
+    model = load_trained(tiny_model, tmp_path / "run", 3)
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    for name, p in model.named_parameters():
+        if name in saved:
+            assert torch.equal(p.detach(), saved[name]), name
+    log = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert log["steps"] == 5 and log["selected"] == "last"
+
+
+@pytest.mark.distributed
+def test_two_process_gloo_run(tiny_model, items, tmp_path):
+    """Two CPU processes launched by torchrun; Accelerate picks the gloo backend from the
+    environment, so the training code is the same as for one process or many GPUs."""
+    script = tmp_path / "ddp.py"
+    data_file = tmp_path / "items.pt"
+    data, pad = items
+    torch.save([vars(it) for it in data], data_file)
+    script.write_text(textwrap.dedent(f"""
+        import json, torch
+        from accelerate import PartialState
+        from salt.train import TrainConfig, TrainItem, train
+        items = [TrainItem(**d) for d in torch.load({str(data_file)!r}, weights_only=True)]
+        log = train({str(tiny_model)!r}, items, {str(tmp_path / 'run')!r},
+                    TrainConfig(system="salt", epochs=1, batch_size=4, checkpoint_every=100),
+                    3, pad_id={pad})
+        state = PartialState(cpu=True)
+        print("RANK", state.process_index, "OF", state.num_processes, "BACKEND", state.backend,
+              "STEPS", log["steps"])
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29533", str(script)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = sorted(x for x in proc.stdout.splitlines() if x.startswith("RANK"))
+    assert lines == ["RANK 0 OF 2 BACKEND gloo STEPS 5", "RANK 1 OF 2 BACKEND gloo STEPS 5"]
+    assert Path(tmp_path / "run" / "model.safetensors").is_file()

@@ -8,8 +8,10 @@ resumed from a checkpoint reproduces an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -162,6 +164,17 @@ def accuracy(model, items: Sequence[TrainItem], pad_id: int, batch_size: int = 6
     return correct / max(len(items), 1)
 
 
+def _fingerprint(model_dir: str | Path, items: Sequence[TrainItem], config: TrainConfig,
+                 num_labels: int) -> str:
+    """What a checkpoint must match to be resumed: config, base model config, data."""
+    h = hashlib.sha256(json.dumps([asdict(config), num_labels], sort_keys=True,
+                                  default=str).encode())
+    h.update((Path(model_dir) / "config.json").read_bytes())
+    for it in items:
+        h.update(json.dumps([it.input_ids, it.token_type_ids, it.label, it.cs_copies]).encode())
+    return h.hexdigest()[:16]
+
+
 def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path,
           config: TrainConfig, num_labels: int, dev_items: Sequence[TrainItem] = (),
           pad_id: int = 0, stop_after: int | None = None) -> dict:
@@ -193,8 +206,14 @@ def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path
     per_epoch = math.ceil(len(items) / (config.batch_size * accelerator.num_processes))
     total = max(1, round(per_epoch * config.epochs))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    step, log = 0, {"loss": [], "dev": [], "resumed_from": None}
+    fingerprint = _fingerprint(model_dir, items, config, num_labels)
+    step, log = 0, {"loss": [], "dev": [], "resumed_from": None, "fingerprint": fingerprint}
     best = {"score": -1.0, "step": -1}
+    if (ckpt / "log.json").is_file():
+        old = json.loads((ckpt / "log.json").read_text()).get("fingerprint")
+        if old != fingerprint:  # another config, model or data: never resume across them
+            print(f"train: checkpoint in {ckpt} was made with other settings; starting afresh")
+            shutil.rmtree(ckpt)
     if (ckpt / "state.pt").is_file():
         model.load_state_dict(load_file(ckpt / "trainable.safetensors"), strict=False)
         state = torch.load(ckpt / "state.pt", weights_only=True)

@@ -150,3 +150,11 @@ def test_two_process_gloo_run(tiny_model, items, tmp_path):
     lines = sorted(x for x in proc.stdout.splitlines() if x.startswith("RANK"))
     assert lines == ["RANK 0 OF 2 BACKEND gloo STEPS 5", "RANK 1 OF 2 BACKEND gloo STEPS 5"]
     assert Path(tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tiny_model, items, tmp_path, capsys):
+    data, pad = items
+    train(tiny_model, data, tmp_path / "run", _cfg(), 3, pad_id=pad, stop_after=3)
+    log = train(tiny_model, data, tmp_path / "run", _cfg(lr=5e-4), 3, pad_id=pad)
+    assert log["resumed_from"] is None
+    assert "made with other settings" in capsys.readouterr().out

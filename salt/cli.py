@@ -298,13 +298,14 @@ def cmd_evaluate(args, params: Params) -> None:
     if args.system == "salt" and stats.is_file():
         s = json.loads(stats.read_text())
         extra["codeswitch"] = {k: v for k, v in s.items() if k != "config"}
+        extra["codeswitch"]["dict_translation_share"] = dictionary_shares(s)
     provenance = {
         "profile": params.profile,
         "model": params.group("model")["source"],
         "sizes": {k: v for k, v in manifest["sizes"][task].items() if isinstance(v, int)},
         "seeds": {"train": args.seed, "subset": manifest["subset_seed"],
                   "codeswitch": params.group("codeswitch").get("seed", 0)},
-        "git_commit": P.git_commit(root),
+        "git_commit": P.git_commit(Path(__file__).resolve().parents[1]),
         "params_hash": params.hash,
         "params": params.shared(),
         "versions": P.versions(),
@@ -326,6 +327,20 @@ def cmd_evaluate(args, params: Params) -> None:
                      languages)
     print(f"evaluate {name}: average {metrics['averages']['all']:.4f} "
           f"(without en {metrics['averages']['without_en']:.4f})")
+
+
+def dictionary_shares(stats: dict) -> dict[str, float]:
+    """Share of substitutions that are dictionary translations, per language and pooled
+    ("overall") over languages that have a dictionary. Evaluation only."""
+    shares, hits, total = {}, 0, 0
+    for lang, st in stats.get("per_language", {}).items():
+        d = st.get("dictionary")
+        if isinstance(d, dict) and d.get("substitutions"):
+            shares[lang] = d["translations"] / d["substitutions"]
+            hits, total = hits + d["translations"], total + d["substitutions"]
+    if total:
+        shares["overall"] = hits / total
+    return shares
 
 
 def _write_plot_rows(path: Path, task: str, system: str, seed: int, languages: dict) -> None:
@@ -359,16 +374,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stage_name(args) -> str:
+    parts = [args.command] + [str(getattr(args, k)) for k in ("task", "system", "seed")
+                              if getattr(args, k, None) is not None]
+    return "-".join(parts)
+
+
+def _record_timing(args, started: float) -> None:
+    """Wall time and peak memory of this command, for the benchmark's pipeline table."""
+    import resource
+
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    _dump(args.workdir / WORK / "timings" / f"{_stage_name(args)}.json",
+          {"command": " ".join(sys.argv[1:]) or args.command,
+           "wall_s": round(time.perf_counter() - started, 2),
+           "peak_rss_mb": round(rss_kb / 1024, 1)})
+
+
+def _domain_errors() -> tuple[type[Exception], ...]:
+    """Errors that describe bad input or state (named file/key), reported without a traceback."""
+    from salt.codeswitch import CodeSwitchError
+    from salt.mlm_head import MLMHeadError
+    from salt.models import ModelSourceError
+    from salt.schema import SchemaError
+    from salt.train import TrainingDiverged
+    from salt.vocab import VocabError
+
+    return (CodeSwitchError, MLMHeadError, ModelSourceError, SchemaError, TrainingDiverged,
+            VocabError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    started = time.perf_counter()
     try:
         params = load_params(args.params, args.profile)
         if getattr(args, "task", None) and args.task not in params.tasks:
             raise ConfigError(f"--task {args.task!r} is not in params 'tasks' {list(params.tasks)}")
         COMMANDS[args.command](args, params)
-    except (ConfigError, D.DataError, FileNotFoundError) as err:
+    except (ConfigError, D.DataError, FileNotFoundError, *_domain_errors()) as err:
         print(f"salt {args.command}: error: {err}", file=sys.stderr)
         return 2
+    _record_timing(args, started)
     return 0
 
 

@@ -75,6 +75,8 @@ def _paper_params(tmp: Path, tiny_model: Path) -> Path:
     params["model"]["paper"]["max_length"] = 48
     params["data"]["paper"].update(source="local", train=64, dev=16, test=16, unlabeled=64)
     params["mlm"]["paper"]["eval_sentences"] = 20
+    # The tiny model's vocabulary was learned from en/fr/de/es text only.
+    params["codeswitch"]["paper"]["languages"] = ["de", "es", "fr"]
     params["train"]["paper"].update(batch_size=16, checkpoint_every=4)
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(params))

@@ -1,7 +1,8 @@
-"""Command line: ``python -m claims audit RESULTS_DIR [--out reports] ...``.
+"""Command line: ``python -m claims audit RESULTS_DIR [--out reports] ...`` and
+``python -m claims properties [--out reports/properties.json] [--seed 0]``.
 
-Exit status 0 when the report was written, 2 when the input cannot be audited (the message names
-the file and the field).
+Exit status 0 when the report (or the property outcomes) was written, 2 when the input cannot be
+audited (the message names the file and the field) or the property checks cannot run (no data).
 """
 
 from __future__ import annotations
@@ -31,11 +32,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="property-check outcomes (default: OUT/properties.json if present)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (printed in the report)")
     p.add_argument("--alpha", type=float, default=ALPHA, help="significance level")
+    q = sub.add_parser("properties",
+                       help="run the property checks (C2-C8) on the implementation and write "
+                            "their outcomes (needs $SALT_DATA_DIR)")
+    q.add_argument("--out", type=Path, default=Path("reports/properties.json"),
+                   help="outcomes file, read by 'audit --properties'")
+    q.add_argument("--seed", type=int, default=0, help="Hypothesis seed (printed with each check)")
     return parser
+
+
+def run_properties(out: Path, seed: int) -> int:
+    """Run every property check on the real implementation and write ``out``."""
+    from salt.data import DataError
+
+    from .properties import run_all
+
+    try:
+        outcomes = run_all(out, seed=seed)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for cid, entry in outcomes.items():
+        print(f"{cid}: {entry['verdict']} ({entry['runtime_s']:.1f} s) {entry['evidence'][:150]}")
+    print(f"property outcomes: {out} (Hypothesis seed {seed})")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "properties":
+        return run_properties(args.out, args.seed)
     try:
         if args.properties is not None and not args.properties.is_file():
             raise ResultsError(f"{args.properties}: properties file not found")

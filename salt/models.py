@@ -75,29 +75,48 @@ def load_classifier(path: str | Path, num_labels: int) -> PreTrainedModel:
 def build_tiny(out_dir: str | Path, texts: Iterable[str], vocab_size: int = 2000,
                hidden: int = 64, layers: int = 2, heads: int = 2, seed: int = 0,
                max_positions: int = 256) -> Path:
-    """Write a small random BERT (WordPiece vocab learned from ``texts``) to ``out_dir``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """Write a small random BERT with a WordPiece vocabulary made from ``texts`` to ``out_dir``.
+
+    The vocabulary is built deterministically (same texts -> same ids in every process):
+    special tokens, every character seen (word-initial and ``##`` continuation forms), then the
+    most frequent whole words, ties broken alphabetically, up to ``vocab_size``.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
     from transformers import BertTokenizerFast
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    vocab_list = specials + chars + [f"##{c}" for c in chars]
+    seen = set(vocab_list)
+    for word, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab_list) >= vocab_size:
+            break
+        if word not in seen:
+            vocab_list.append(word)
+            seen.add(word)
+    vocab = {tok: i for i, tok in enumerate(vocab_list)}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                        min_frequency=1, show_progress=False)
-    tok.train_from_iterator(sorted(set(texts)), trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     tok.post_processor = TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                              cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-                             model_max_length=max_positions)
+                             model_max_length=max_positions, do_lower_case=False)
     fast.save_pretrained(out)
     config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden,
                         num_hidden_layers=layers, num_attention_heads=heads,

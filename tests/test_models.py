@@ -53,3 +53,21 @@ def test_bad_sources_are_explained(spec, message):
 def test_local_folder_without_config(tmp_path):
     with pytest.raises(ModelSourceError, match=r"no config\.json"):
         resolve(f"hf:{tmp_path}")
+
+
+def test_tiny_is_deterministic_across_processes(tmp_path, data_dir):
+    """Two processes building from the same texts get byte-identical vocabularies and weights,
+    and capitalisation is kept (the vocabulary is cased)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from salt.data import load_local; from salt.models import build_tiny;"
+            "rows = load_local('xnli', 'dev', 'de', sys.argv[2])[:100];"
+            "build_tiny(sys.argv[1], [r.text_a for r in rows], vocab_size=800)")
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name), str(data_dir)],
+                       check=True)
+    for f in ("tokenizer.json", "model.safetensors"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    tok = load_bundle("tiny", tmp_path / "a").tokenizer
+    assert tok.convert_ids_to_tokens(tok("Und", add_special_tokens=False)["input_ids"]) == ["Und"]

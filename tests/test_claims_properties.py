@@ -1,0 +1,199 @@
+"""Property checks C2-C8: each holds on the real implementation (through the CLI and run_all, whose
+file ``load_properties`` must accept) and each deliberately broken variant makes its check fail,
+with evidence naming the violated property."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from claims import properties as P
+from claims.__main__ import main
+from claims.results import load_properties
+from salt import mixup
+from salt import train as train_mod
+from salt.codeswitch import read_muse
+from salt.models import load_masked_lm
+
+
+@pytest.fixture(scope="module")
+def bench(data_dir) -> P.Bench:
+    return P.get_bench(data_dir=data_dir)
+
+
+@pytest.fixture(scope="module")
+def outcomes(bench, tmp_path_factory) -> tuple[Path, dict]:
+    """``python -m claims properties`` once for the module (reuses the cached bench)."""
+    out = tmp_path_factory.mktemp("props") / "properties.json"
+    assert main(["properties", "--out", str(out), "--seed", "0"]) == 0
+    return out, json.loads(out.read_text())
+
+
+def _fails(result: dict, *needles: str) -> None:
+    assert result["verdict"] == "fails", result["evidence"]
+    for needle in needles:
+        assert needle in result["evidence"], (needle, result["evidence"])
+
+
+# ----------------------------------------------------------------------------- real implementation
+
+
+def test_every_check_holds_on_the_real_implementation(outcomes) -> None:
+    _, obj = outcomes
+    assert sorted(obj) == sorted(P.CHECKS)
+    for cid, entry in obj.items():
+        assert entry["verdict"] == "holds", (cid, entry["evidence"])
+        assert entry["check"] == f"claims.properties.check_{cid.lower()}"
+        assert entry["hypothesis"] and all(h["database"] is None for h in entry["hypothesis"])
+        assert entry["runtime_s"] >= 0
+
+
+def test_run_all_file_is_accepted_by_load_properties(outcomes) -> None:
+    path, obj = outcomes
+    loaded = load_properties(path)
+    assert loaded == {cid: {"verdict": e["verdict"], "evidence": e["evidence"]}
+                      for cid, e in obj.items()}
+    assert "unverified" in loaded["C5"]["evidence"] or "NOT verified" in loaded["C5"]["evidence"]
+    assert "measured elsewhere" in loaded["C2"]["evidence"]
+
+
+def test_checks_are_reproducible(bench) -> None:
+    def outcome(res: dict) -> tuple[str, str]:
+        return res["verdict"], res["evidence"]  # details also carry wall times
+
+    broken = P.MixupImpl(sample_r=_wide_r)
+    assert outcome(P.check_c7(broken)) == outcome(P.check_c7(broken))
+    assert outcome(P.check_c3(bench=bench, max_examples=10)) == outcome(
+        P.check_c3(bench=bench, max_examples=10))
+
+
+# ----------------------------------------------------------------------------- C7
+
+
+def _scalar_r(b, t, h, cfg, g):
+    return torch.rand(b, 1, 1, generator=g).expand(b, 1, h)
+
+
+def _scalar_r_shape(b, t, h, cfg, g):
+    return torch.rand(b, 1, 1, generator=g)
+
+
+def _wide_r(b, t, h, cfg, g):  # r in [-1, 2]
+    return mixup.sample_r(b, t, h, cfg, g) * 3 - 1
+
+
+def _swapped(h_s, h_t, r):
+    return (1 - r) * h_s + r * h_t
+
+
+@pytest.mark.parametrize(("impl", "needle"), [
+    (P.MixupImpl(sample_r=_scalar_r), "not a vector over the hidden dimension"),
+    (P.MixupImpl(sample_r=_scalar_r_shape), "not a vector over the hidden dimension"),
+    (P.MixupImpl(sample_r=_wide_r), "r outside [0, 1]"),
+    (P.MixupImpl(mix_embeddings=_swapped), "!= r*h_s + (1-r)*h_t"),
+], ids=["scalar", "scalar-shape", "outside-0-1", "swapped-weights"])
+def test_c7_rejects_broken_mixup(impl, needle) -> None:
+    _fails(P.check_c7(impl), "C7 VIOLATED", needle, "counterexample")
+
+
+# ----------------------------------------------------------------------------- C8
+
+
+def _same_generator_every_step(seed, step, stream=0):
+    return mixup.step_generator(seed, 0, stream)
+
+
+def _shared_by_batch(b, t, h, cfg, g):
+    return mixup.sample_r(1, t, h, cfg, g).expand(b, -1, -1).clone()
+
+
+@pytest.mark.parametrize(("impl", "needle"), [
+    (P.MixupImpl(step_generator=_same_generator_every_step), "not drawn anew at each step"),
+    (P.MixupImpl(sample_r=_shared_by_batch), "not drawn per instance"),
+], ids=["fixed-across-steps", "shared-in-batch"])
+def test_c8_rejects_stale_or_shared_r(bench, impl, needle) -> None:
+    _fails(P.check_c8(impl, bench=bench), "C8 VIOLATED", needle)
+
+
+def test_c8_restores_the_trainer(bench) -> None:
+    P.check_c8(P.MixupImpl(sample_r=_shared_by_batch), bench=bench, max_examples=2)
+    assert train_mod.sample_r is mixup.sample_r
+    assert train_mod.step_generator is mixup.step_generator
+    assert train_mod.mixed_input_embeddings is mixup.mixed_input_embeddings
+
+
+# ----------------------------------------------------------------------------- C6
+
+
+def _loss_ignoring_cs(model, embedding, batch, config, r):
+    return train_mod.salt_loss(model, embedding, dict(batch, cs_input_ids=batch["input_ids"]),
+                               config, r)
+
+
+def test_c6_rejects_a_loss_that_ignores_code_switched_ids(bench) -> None:
+    _fails(P.check_c6(P.MixupImpl(salt_loss=_loss_ignoring_cs), bench=bench),
+           "C6 VIOLATED", "does not consume the code-switched ids")
+
+
+# ----------------------------------------------------------------------------- C3, C4
+
+
+def _leaky(model, tok, enc, vocabs, cfg):
+    """Lets English tokens through: every target set also admits the source language's ids."""
+    src = vocabs.entries[vocabs.source_lang]
+    entries = {lang: (e if lang == vocabs.source_lang else {**e, **src})
+               for lang, e in vocabs.entries.items()}
+    return P.default_code_switch(model, tok, enc, replace(vocabs, entries=entries), cfg)
+
+
+def _threshold_ignored(model, tok, enc, vocabs, cfg):
+    return P.default_code_switch(model, tok, enc, vocabs, replace(cfg, threshold=0.0))
+
+
+def test_c3_rejects_non_target_tokens(bench) -> None:
+    _fails(P.check_c3(_leaky, bench=bench), "C3 VIOLATED", "is not in the target language")
+
+
+def test_c4_rejects_an_ignored_threshold(bench) -> None:
+    _fails(P.check_c4(_threshold_ignored, bench=bench), "C4 VIOLATED", "below the threshold")
+
+
+# ----------------------------------------------------------------------------- C5
+
+
+def _synonyms_on_translation_threshold(model, tok, enc, vocabs, cfg):
+    return P.default_code_switch(model, tok, enc, vocabs,
+                                 replace(cfg, synonym_threshold=cfg.threshold))
+
+
+def _synonyms_always_on(model, tok, enc, vocabs, cfg):
+    return P.default_code_switch(model, tok, enc, vocabs,
+                                 replace(cfg, synonyms=True, synonym_threshold=0.0))
+
+
+def test_c5_rejects_a_shared_threshold_and_synonyms_when_off(bench) -> None:
+    _fails(P.check_c5(_synonyms_on_translation_threshold, bench=bench), "C5 VIOLATED",
+           "synonym threshold is not its own")
+    _fails(P.check_c5(_synonyms_always_on, bench=bench), "C5 VIOLATED", "synonym")
+
+
+# ----------------------------------------------------------------------------- C2
+
+
+def test_c2_rejects_a_dictionary_and_a_foreign_head(bench) -> None:
+    def with_dictionary(model, tok, enc, vocabs, cfg):
+        read_muse(bench.data_dir / "muse" / "en-fr.dict")
+        return P.default_code_switch(model, tok, enc, vocabs, cfg)
+
+    fixed = load_masked_lm(bench.model_dir).eval()
+
+    def fixed_model(model, tok, enc, vocabs, cfg):  # ignores the model it is given
+        return P.default_code_switch(fixed, tok, enc, vocabs, cfg)
+
+    _fails(P.check_c2(with_dictionary, bench=bench), "C2 VIOLATED", "read a dictionary",
+           "en-fr.dict")
+    _fails(P.check_c2(fixed_model, bench=bench), "C2 VIOLATED", "model's own MLM head")

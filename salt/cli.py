@@ -207,6 +207,10 @@ def cmd_codeswitch(args, params: Params) -> None:
     tok = load_tokenizer(mlm_dir)
     cfg = params.group("codeswitch")
     langs = cfg.pop("languages", None) or list(D.get_task(task).target_languages)
+    head_input = CS.input_mode_for(mlm_dir)  # what the MLM head was trained to read
+    if cfg.setdefault("input", head_input) != head_input:
+        raise ConfigError(f"codeswitch.{params.profile}.input is {cfg['input']!r} but the MLM head "
+                          f"in {mlm_dir} reads {head_input!r} input")
     cs_cfg = take({**cfg, "languages": langs}, f"codeswitch.{params.profile}", CS.CodeSwitchConfig)
     train = _read_examples(root / WORK / "data" / task / "train-en.jsonl")
     encoded = encode_pairs(tok, train, params.group("model")["max_length"])
@@ -293,7 +297,18 @@ def cmd_evaluate(args, params: Params) -> None:
     extra = {"train": {k: train_log[k] for k in ("steps", "wall_time_s", "selected")}}
     mlm_json = root / WORK / "mlm" / "mlm.json"
     if mlm_json.is_file():
-        extra["fill_mask"] = json.loads(mlm_json.read_text()).get("fill_mask")
+        head = json.loads(mlm_json.read_text())
+        cfg_head = head.get("config", {})
+        extra["mlm_head"] = {
+            "trained": head.get("trained"),
+            "objective": cfg_head.get("objective", "pretrained masked LM head"),
+            "input": head.get("input", "masked"),
+            "head_layer": cfg_head.get("head_layer"),
+            "centring": head.get("centring"),
+            "note": ("input 'unmasked': fill-mask figures measure recovery of the unmasked "
+                     "token, not masked prediction" if head.get("input") == "unmasked" else ""),
+        }
+        extra["fill_mask"] = head.get("fill_mask")
     stats = root / WORK / "codeswitch" / f"{task}.stats.json"
     if args.system == "salt" and stats.is_file():
         s = json.loads(stats.read_text())

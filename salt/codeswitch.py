@@ -14,6 +14,14 @@ decoder restricted to the target ids: (M, H) @ (H, |V_L|). The hidden state of a
 does not depend on the target language, so one pass serves every language an example is switched
 into. ``multi_mask_stride=k`` is an explicit approximation that masks candidates k apart together.
 
+Input mode (``CodeSwitchConfig.input``): "masked" is the definition above. "unmasked" serves a head
+that reads a token's own contextual state (``salt.mlm_head`` ``objective="prototype"``, whose
+``mlm_head.json`` says ``"input": "unmasked"``; see ``input_mode_for``): no mask token, the head is
+applied at every candidate's hidden state of the unmodified sentence. Everything after the head
+(target restriction, normalisation, threshold, max_ratio, synonyms, records) is the same. The
+reference then runs one full forward per (sentence, candidate), the fast path one encoder pass
+per sentence with the head at the gathered candidate rows.
+
 Output: one self-describing record per (example, copy); see ``code_switch``. Evaluation-only
 statistics (``codeswitch_stats``) are the only code here that reads a bilingual dictionary.
 """
@@ -37,6 +45,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from salt.encoding import Encoded
+from salt.mlm_head import REPORT_FILE as HEAD_REPORT_FILE
 from salt.vocab import LanguageVocabs, PieceScheme, detect_scheme, special_ids
 
 RECORD_FORMAT = "salt-codeswitch/1"
@@ -46,6 +55,7 @@ RECORD_KEYS = ("uid", "copy", "lang", "input_ids", "cs_input_ids", "token_type_i
 NORMALIZE = ("target", "full")
 ASSIGNMENT = ("round_robin", "each")
 CANDIDATE = ("single_word", "word_start", "any")
+INPUT = ("masked", "unmasked")
 
 
 class CodeSwitchError(ValueError):
@@ -72,11 +82,15 @@ class CodeSwitchConfig:
         unverified C5): at a candidate without a target substitute, the arg-max over the source
         set excluding the original id, normalised like the target, substituted when >=
         synonym_threshold; tagged "en-syn". Off by default.
-    batch_size: masked copies per forward pass (fast path).
+    batch_size: sequences per forward pass (fast path): masked copies, or sentences when
+        ``input="unmasked"``.
     seed: recorded for provenance and used to seed torch; the procedure itself is deterministic.
     multi_mask_stride: None = exact (one masked position per copy); k = approximation masking
         the candidates p with equal p % k together in one copy.
     bf16: run the encoder under bf16 autocast (fast path only; the head stays fp32).
+    input: "masked" (the definition: one masked candidate per pass) or "unmasked" (no mask
+        token: the head reads each candidate's state in the unmodified sentence; for heads
+        trained that way, see ``input_mode_for``). ``multi_mask_stride`` needs "masked".
     """
 
     threshold: float = 0.3
@@ -92,6 +106,7 @@ class CodeSwitchConfig:
     seed: int = 0
     multi_mask_stride: int | None = None
     bf16: bool = False
+    input: str = "masked"
 
     def check(self) -> None:
         if math.isnan(self.threshold) or math.isnan(self.synonym_threshold):
@@ -113,6 +128,11 @@ class CodeSwitchConfig:
         if self.multi_mask_stride is not None and self.multi_mask_stride < 1:
             raise CodeSwitchError(f"multi_mask_stride: must be >= 1 or None, "
                                   f"got {self.multi_mask_stride}")
+        if self.input not in INPUT:
+            raise CodeSwitchError(f"input: {self.input!r}; use one of {INPUT}")
+        if self.input == "unmasked" and self.multi_mask_stride is not None:
+            raise CodeSwitchError("multi_mask_stride: approximates masked input; it must be None "
+                                  "with input='unmasked'")
         if len(set(self.languages)) != len(self.languages):
             raise CodeSwitchError(f"languages: duplicates in {list(self.languages)}")
 
@@ -186,7 +206,7 @@ class MaskedLMScorer:
     Subclass and override ``encode`` / ``features`` / ``logits`` for other models (e.g. a head
     over a pruned vocabulary that needs an id map).
 
-    ``row_offsets[lang]`` (H,) is added to a masked position's hidden state before the head when
+    ``row_offsets[lang]`` (H,) is added to a candidate's hidden state before the head when
     predicting into ``lang`` (language-mean centring, ``salt.mlm_head`` ``centre="mean"``:
     offset ``mu_src - mu_L``); the reference path knows nothing of it.
     """
@@ -314,8 +334,10 @@ def _context(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
              encoded: Sequence[Encoded], vocabs: LanguageVocabs,
              config: CodeSwitchConfig | None) -> _Ctx:
     cfg = (config or CodeSwitchConfig()).resolved(vocabs)
-    if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
-        raise CodeSwitchError("the tokenizer needs a mask token and a pad token")
+    if tokenizer.pad_token_id is None:
+        raise CodeSwitchError("the tokenizer needs a pad token")
+    if cfg.input == "masked" and tokenizer.mask_token_id is None:
+        raise CodeSwitchError("the tokenizer needs a mask token for input='masked'")
     uids = [e.uid for e in encoded]
     if len(set(uids)) != len(uids):
         dup = next(u for u, c in Counter(uids).items() if c > 1)
@@ -340,8 +362,9 @@ def _context(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         cands.append(candidate_positions(pieces, [t in specials for t in e.input_ids], scheme,
                                          cfg.candidate))
     plans = plan_copies(len(encoded), cfg.languages, cfg.assignment, cfg.copies)
-    return _Ctx(cfg, encoded, cands, plans, lang_ids, vocabs.source_lang,
-                int(tokenizer.mask_token_id), int(tokenizer.pad_token_id))
+    mask_id = -1 if tokenizer.mask_token_id is None else int(tokenizer.mask_token_id)  # -1: unused
+    return _Ctx(cfg, encoded, cands, plans, lang_ids, vocabs.source_lang, mask_id,
+                int(tokenizer.pad_token_id))
 
 
 # predictions[(i, position, lang)] = (best id, its probability); lang = source for synonyms
@@ -399,15 +422,18 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def _reference_predictions(model: PreTrainedModel, ctx: _Ctx, idx: Iterable[int]) -> Predictions:
-    """The definition: one forward pass of the whole masked LM per masked position, fp32."""
+    """The definition: one forward pass of the whole masked LM per candidate position, fp32,
+    with that position masked (``input="masked"``) or the sentence unmodified ("unmasked")."""
     dev = _device(model)
+    masked = ctx.cfg.input == "masked"
     preds: Predictions = {}
     for i in idx:
         e = ctx.encoded[i]
         needed = ctx.needed(i)
         for p in ctx.cands[i]:
             ids = torch.tensor([e.input_ids], dtype=torch.long, device=dev)  # (1, T)
-            ids[0, p] = ctx.mask_id
+            if masked:
+                ids[0, p] = ctx.mask_id
             kw: dict[str, Any] = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
             if e.token_type_ids is not None:
                 kw["token_type_ids"] = torch.tensor([e.token_type_ids], device=dev)
@@ -427,8 +453,9 @@ def _reference_predictions(model: PreTrainedModel, ctx: _Ctx, idx: Iterable[int]
 def code_switch_reference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                           encoded: Sequence[Encoded], vocabs: LanguageVocabs,
                           config: CodeSwitchConfig | None = None) -> list[dict[str, Any]]:
-    """Code-switch by the definition (one full forward pass per masked position). Slow; for
-    tests and benchmarks. Ignores ``multi_mask_stride``, ``batch_size`` and ``bf16``."""
+    """Code-switch by the definition (one full forward pass per candidate position, masked or,
+    with ``input="unmasked"``, not). Slow; for tests and benchmarks. Ignores
+    ``multi_mask_stride``, ``batch_size`` and ``bf16``."""
     ctx = _context(model, tokenizer, encoded, vocabs, config)
     was = model.training
     model.eval()
@@ -451,9 +478,15 @@ def _full_lse(scorer: MaskedLMScorer, feats: torch.Tensor) -> torch.Tensor:
 
 def _fast_predictions(scorer: MaskedLMScorer, ctx: _Ctx, idx: Sequence[int],
                       dev: torch.device) -> Predictions:
-    """Batched masked copies, encoder once per copy, head on the masked rows only."""
+    """Batched sequences, encoder once per sequence, head on the candidate rows only. A job
+    (example, positions) is one sequence: a copy with those positions masked ("masked"), or
+    the unmodified sentence with all its candidates read off one pass ("unmasked")."""
     cfg = ctx.cfg
-    jobs = [(i, g) for i in idx for g in mask_groups(ctx.cands[i], cfg.multi_mask_stride)]
+    masked = cfg.input == "masked"
+    if masked:
+        jobs = [(i, g) for i in idx for g in mask_groups(ctx.cands[i], cfg.multi_mask_stride)]
+    else:
+        jobs = [(i, tuple(ctx.cands[i])) for i in idx if ctx.cands[i]]
     jobs.sort(key=lambda j: (len(ctx.encoded[j[0]].input_ids), j[0], j[1][0]))
     lang_ids = {lang: ids.to(dev) for lang, ids in ctx.lang_ids.items()}
     preds: Predictions = {}
@@ -473,7 +506,8 @@ def _fast_predictions(scorer: MaskedLMScorer, ctx: _Ctx, idx: Sequence[int],
             if types is not None:
                 types[r, :n] = torch.as_tensor(e.token_type_ids)
             for p in group:
-                ids[r, p] = ctx.mask_id
+                if masked:
+                    ids[r, p] = ctx.mask_id
                 rows_b.append(r)
                 rows_t.append(p)
                 rows_i.append(i)
@@ -522,12 +556,14 @@ def _inputs_digest(encoded: Sequence[Encoded]) -> str:
 
 
 def _meta(ctx: _Ctx, vocabs: LanguageVocabs, model: PreTrainedModel) -> dict[str, Any]:
-    """What the output depends on; a resumed run must match it (batch_size excluded)."""
+    """What the output depends on; a resumed run must match it (batch_size excluded). The input
+    mode is also a top-level key, checked before "config" so a refusal names it."""
     cfg = asdict(ctx.cfg)
     cfg.pop("batch_size")
     cfg["languages"] = list(cfg["languages"])
     return {
         "format": RECORD_FORMAT,
+        "input": ctx.cfg.input,
         "config": cfg,
         "vocab_rule": asdict(vocabs.rule),
         "vocab_digests": {lang: vocabs.digest(lang) for lang in ctx.lang_ids},
@@ -555,6 +591,10 @@ def _resume(out: Path, ctx: _Ctx, meta: dict[str, Any]) -> set[str]:
         old = json.loads(side.read_text())
     except json.JSONDecodeError as err:
         raise CodeSwitchError(f"{side}: not valid JSON ({err})") from None
+    if isinstance(old, dict):  # sidecars from before the input mode were all masked
+        old.setdefault("input", "masked")
+        if isinstance(old.get("config"), dict):
+            old["config"].setdefault("input", "masked")
     for key in meta:
         if old.get(key) != meta[key]:
             raise CodeSwitchError(f"{out}: written with a different {key!r} "
@@ -580,6 +620,24 @@ def _resume(out: Path, ctx: _Ctx, meta: dict[str, Any]) -> set[str]:
         with open(out, "r+b") as f:
             f.truncate(cut)
     return {u for u in count if count[u] >= expect[u] and starts[u] < cut}
+
+
+def input_mode_for(model_dir: str | Path) -> str:
+    """The input mode a model folder's MLM head expects: the ``"input"`` of its
+    ``mlm_head.json`` ("masked" when the file or the key is absent)."""
+    path = Path(model_dir) / HEAD_REPORT_FILE
+    if not path.is_file():
+        return "masked"
+    try:
+        report = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CodeSwitchError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(report, dict):
+        raise CodeSwitchError(f"{path}: expected a JSON object, got {type(report).__name__}")
+    mode = report.get("input", "masked")
+    if mode not in INPUT:
+        raise CodeSwitchError(f"{path}: \"input\" is {mode!r}; expected one of {INPUT}")
+    return mode
 
 
 def code_switch(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,

@@ -102,6 +102,7 @@ def cmd_prepare(args, params: Params) -> None:
     """Select the profile's rows (seeded, label-stratified) and write them as JSONL."""
     cfg = params.group("data")
     source, revision = cfg.get("source", "local"), cfg.get("hub_revision")
+    revisions = {}
     root_dir = D.data_dir(cfg.get("dir")) if source == "local" else None
     seed = int(cfg.get("subset_seed", 0))
     out = args.workdir / WORK / "data"
@@ -112,10 +113,14 @@ def cmd_prepare(args, params: Params) -> None:
         langs = cfg.get("languages", {}).get(task) or list(spec.languages)
         D.check_languages(spec, langs, key=f"data.{params.profile}.languages.{task}")
 
+        if source == "hub":
+            revisions[spec.hub_id] = D.resolve_hub_revision(spec.hub_id, revision)
+
         def load(split: str, lang: str, _task: str = task) -> list[D.Example]:
             if source == "local":
                 used.append(D.split_path(root_dir, _task, split, lang))
-            return D.load_split(_task, split, lang, source, root_dir, revision)
+            rev = revisions.get(D.get_task(_task).hub_id)
+            return D.load_split(_task, split, lang, source, root_dir, rev)
 
         train = D.stratified_subset(load("train", "en"), cfg.get("train"), seed)
         dev_en = D.stratified_subset(load("dev", "en"), cfg.get("dev"), seed)
@@ -135,7 +140,7 @@ def cmd_prepare(args, params: Params) -> None:
         print(f"prepare {task}: train {len(train)}, dev-en {len(dev_en)}, "
               f"test {len(test[spec.source_language])} x {len(langs)} languages")
     manifest["revision"] = (D.files_digest(set(used)) if source == "local"
-                            else revision or "unpinned (hub head at run time)")
+                            else ",".join(f"{k}@{v}" for k, v in revisions.items()))
     manifest["data_source"] = (f"local:{root_dir}" if source == "local"
                                else "hub:" + ",".join(D.get_task(t).hub_id for t in params.tasks))
     _dump(out / "manifest.json", manifest)

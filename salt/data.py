@@ -155,6 +155,22 @@ def load_hub(task: str, split: str, lang: str, revision: str | None = None,
     return out
 
 
+def resolve_hub_revision(hub_id: str, revision: str | None, api=None) -> str:
+    """The commit sha to load: ``revision`` as given, or the hub head resolved now (recorded in
+    the run's provenance so the run is pinned after the fact)."""
+    if revision:
+        return revision
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    try:
+        return api.dataset_info(hub_id).sha
+    except Exception as err:
+        raise DataError(f"hub:{hub_id}: cannot resolve the current revision "
+                        f"({type(err).__name__}: {err}); set data.hub_revision") from err
+
+
 def load_split(task: str, split: str, lang: str, source: str = "local",
                root: str | Path | None = None, revision: str | None = None) -> list[Example]:
     """Load one split from the configured source; never falls back to the other source."""

@@ -47,6 +47,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     freeze_word_embeddings: bool = True  # the mixup still flows through them; saves optimizer work
     freeze_layers: int = 0  # bottom encoder layers kept frozen (CPU speed knob)
+    group_by_length: int = 0  # >0: batches of similar length within runs of that many batches
     selection: str = "last"  # last | best_en_dev (English dev only, never target languages)
     eval_every: int = 0  # steps between English-dev evaluations for best_en_dev (0: per epoch)
     checkpoint_every: int = 50  # steps between resumable checkpoints
@@ -98,10 +99,24 @@ def items_from_codeswitch(records: Sequence[dict], encoded: Sequence[Encoded]) -
     return items
 
 
-def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def _batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
+             group_by_length: int = 0) -> list[list[int]]:
+    """One epoch's batches of item indices, a fixed function of (seed, epoch).
+
+    ``group_by_length`` > 0 sorts each run of that many consecutive batches of the shuffled
+    order by length (longest first) before cutting batches, so a batch pads less; the batch
+    order is then shuffled again. 0 keeps plain random batches.
+    """
     g = torch.Generator().manual_seed(seed * 10_007 + epoch)
-    order = torch.randperm(n, generator=g).tolist()
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    if group_by_length > 0:
+        span = batch_size * group_by_length
+        order = [i for k in range(0, len(order), span)
+                 for i in sorted(order[k : k + span], key=lambda i: (-lengths[i], i))]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if group_by_length > 0:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+    return batches
 
 
 def _collate(items: Sequence[TrainItem], pad_id: int, step_gen: torch.Generator | None):
@@ -248,9 +263,14 @@ def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path
             ckpt.rmdir()
         tmp.rename(ckpt)
 
+    lengths = [len(it.input_ids) for it in items]
+    epoch_batches = None
     while step < total:
         epoch, pos = divmod(step, per_epoch)
-        batch_ids = _batches(len(items), config.batch_size * nproc, config.seed, epoch)[pos]
+        if pos == 0 or epoch_batches is None:
+            epoch_batches = _batches(lengths, config.batch_size * nproc, config.seed, epoch,
+                                     config.group_by_length)
+        batch_ids = epoch_batches[pos]
         batch_ids = batch_ids[rank::nproc] or batch_ids[:1]
         gen = step_generator(config.seed, step) if config.system == "salt" else None
         batch = _collate([items[i] for i in batch_ids], pad_id, gen)

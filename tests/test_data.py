@@ -159,3 +159,20 @@ def test_real_hub_loader_offline_fails_clearly():
     raise a DataError naming the request rather than fall back to local files."""
     with pytest.raises(D.DataError, match=r"hub:facebook/xnli config en split validation"):
         D.load_hub("xnli", "dev", "en", revision="main")
+
+
+def test_hub_revision_is_resolved_and_errors_are_clear():
+    class Api:
+        def dataset_info(self, hub_id):
+            assert hub_id == "facebook/xnli"
+            return type("Info", (), {"sha": "0123abcd"})()
+
+    assert D.resolve_hub_revision("facebook/xnli", None, api=Api()) == "0123abcd"
+    assert D.resolve_hub_revision("facebook/xnli", "pinned", api=Api()) == "pinned"
+
+    class Offline:
+        def dataset_info(self, hub_id):
+            raise OSError("offline")
+
+    with pytest.raises(D.DataError, match=r"set data\.hub_revision"):
+        D.resolve_hub_revision("facebook/xnli", None, api=Offline())

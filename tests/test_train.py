@@ -158,3 +158,19 @@ def test_checkpoint_of_other_settings_is_not_resumed(tiny_model, items, tmp_path
     log = train(tiny_model, data, tmp_path / "run", _cfg(lr=5e-4), 3, pad_id=pad)
     assert log["resumed_from"] is None
     assert "made with other settings" in capsys.readouterr().out
+
+
+def test_length_grouped_batches_cover_every_item_once_and_pad_less():
+    from salt.train import _batches
+
+    lengths = [(7 * i) % 61 + 5 for i in range(200)]
+    plain = _batches(lengths, 8, seed=3, epoch=1)
+    grouped = _batches(lengths, 8, seed=3, epoch=1, group_by_length=5)
+    for batches in (plain, grouped):
+        assert sorted(i for b in batches for i in b) == list(range(200))
+    assert grouped == _batches(lengths, 8, seed=3, epoch=1, group_by_length=5)
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    assert padded(grouped) < 0.8 * padded(plain)

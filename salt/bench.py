@@ -335,7 +335,7 @@ def bench_codeswitch(s: Setup) -> list[Figure]:
         positions = sum(len(rec["candidates"]) for rec in out["ref"])
         log(f"code-switch repeat {r + 1}: reference {ref[-1]:.2f}/s, fast {fast[-1]:.2f}/s "
             f"({ratios[-1]:.1f}x), identical={identical}")
-    details = {"sentences": len(encoded), "languages": langs, "masked_positions": positions,
+    details = {"sentences": len(encoded), "languages": langs, "candidate_positions": positions,
                "substitutions": subs, "identical_substitutions": identical,
                "max_probability_diff": max_diff, "threshold": CS_THRESHOLD,
                "max_ratio": cfg.max_ratio, "batch_size": cfg.batch_size, "input": mode,

@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 
 from salt import data as D
@@ -407,6 +408,7 @@ def _record_timing(args, started: float) -> None:
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     _dump(args.workdir / WORK / "timings" / f"{_stage_name(args)}.json",
           {"command": " ".join(sys.argv[1:]) or args.command,
+           "profile": args.profile_used, "finished_utc": datetime.now(timezone.utc).isoformat(),
            "wall_s": round(time.perf_counter() - started, 2),
            "peak_rss_mb": round(rss_kb / 1024, 1)})
 
@@ -429,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         params = load_params(args.params, args.profile)
+        args.profile_used = params.profile
         if getattr(args, "task", None) and args.task not in params.tasks:
             raise ConfigError(f"--task {args.task!r} is not in params 'tasks' {list(params.tasks)}")
         COMMANDS[args.command](args, params)

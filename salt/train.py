@@ -215,8 +215,11 @@ def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
+    # fused AdamW (one kernel over all parameters) where torch offers it for the device
+    fused = accelerator.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+                                  fused=fused)
     # batch_size is per process; one optimizer step consumes batch_size x processes items.
     per_epoch = math.ceil(len(items) / (config.batch_size * accelerator.num_processes))
     total = max(1, round(per_epoch * config.epochs))

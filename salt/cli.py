@@ -223,7 +223,17 @@ def cmd_codeswitch(args, params: Params) -> None:
     vocabs = LanguageVocabs.load(root / WORK / "vocab" / "vocab.json")
     out = root / WORK / "codeswitch" / f"{task}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    records = CS.code_switch(load_masked_lm(mlm_dir), tok, encoded, vocabs, cs_cfg, out_path=out)
+    model = load_masked_lm(mlm_dir)
+    try:
+        records = CS.code_switch(model, tok, encoded, vocabs, cs_cfg, out_path=out)
+    except CS.CodeSwitchError as err:
+        if "written with a different" not in str(err):
+            raise
+        # A partial file from other inputs or settings (DVC keeps it for resuming): start afresh.
+        print(f"codeswitch {task}: discarding {out} ({err})")
+        out.unlink()
+        CS.meta_path(out).unlink(missing_ok=True)
+        records = CS.code_switch(model, tok, encoded, vocabs, cs_cfg, out_path=out)
     muse = D.data_dir(params.group("data").get("dir")) / "muse"
     stats = CS.codeswitch_stats(records, tok, muse if muse.is_dir() else None)
     _dump(root / WORK / "codeswitch" / f"{task}.stats.json",

@@ -320,6 +320,12 @@ def _warnings(files: list[tuple[Path, Metrics]]) -> list[str]:
     dirty = [str(p) for p, m in files if m["provenance"]["git_commit"].endswith("+dirty")]
     if dirty:
         out.append(f"{len(dirty)} file(s) come from a modified working tree (+dirty)")
+    constant = sorted(f"{m['task']}-{m['system']}-{m['seed']}" for _, m in files
+                      if len({y for pr in m["predictions"].values() for y in pr["predicted"]}) == 1)
+    if constant:
+        out.append(f"{len(constant)} run(s) predict one class for every item (a majority-class "
+                   f"classifier: the task did not learn at this scale, so comparisons on it carry "
+                   f"no information): {', '.join(constant)}")
     return out
 
 

@@ -245,3 +245,24 @@ def test_cli_bad_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(args) == 2
     assert expect in capsys.readouterr().err
     assert not (tmp_path / "out" / "claims.md").exists()
+
+
+def test_majority_class_runs_are_flagged(tmp_path):
+    """A run whose every prediction is one class is named in the warnings: a task that did not
+    learn must not pass silently as 'no difference'."""
+    from claims.results import load_results, make_metrics
+
+    for system in ("baseline", "salt"):
+        m = make_metrics("pawsx", system, 0, {"en": 50, "de": 50})
+        if system == "salt":
+            for pr in m["predictions"].values():
+                pr["predicted"] = [0] * len(pr["predicted"])
+            for lang, pr in m["predictions"].items():
+                c = sum(int(p == y) for p, y in zip(pr["predicted"], pr["labels"], strict=True))
+                m["languages"][lang].update(correct=c, accuracy=c / len(pr["labels"]))
+            acc = [r["accuracy"] for r in m["languages"].values()]
+            m["averages"].update(all=sum(acc) / 2, without_en=m["languages"]["de"]["accuracy"])
+        (tmp_path / f"pawsx-{system}-0.json").write_text(json.dumps(m))
+    warnings = load_results(tmp_path).warnings
+    assert any("predict one class" in w and "pawsx-salt-0" in w and "pawsx-baseline-0" not in w
+               for w in warnings), warnings

@@ -25,6 +25,16 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Accelerate keeps mixed precision in a process-wide singleton; each test starts clean so
+    tests that train in bf16 and in fp32 can share one process."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real local data folder; a test that needs it fails (not skips) without it."""

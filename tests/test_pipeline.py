@@ -45,7 +45,10 @@ def test_smoke_profile_through_dvc(tmp_path, data_dir):
     """`dvc exp run -S profile=smoke` runs every stage, writes the audit, and a second run
     with nothing changed does nothing."""
     repo = _copy_project(tmp_path / "repo")
-    env = {**os.environ, "SALT_DATA_DIR": str(data_dir), "GIT_AUTHOR_NAME": "t",
+    # DVC runs `python -m salt ...` through the shell: the environment's interpreter must lead
+    # PATH, as it does once the venv is activated (README, .ci/run).
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "SALT_DATA_DIR": str(data_dir), "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         _run(cmd, repo, env)

@@ -49,7 +49,8 @@ def test_every_check_holds_on_the_real_implementation(outcomes) -> None:
         assert entry["verdict"] == "holds", (cid, entry["evidence"])
         assert entry["check"] == f"claims.properties.check_{cid.lower()}"
         assert entry["hypothesis"] and all(h["database"] is None for h in entry["hypothesis"])
-        assert entry["runtime_s"] >= 0
+        # the file is a pure function of code and seed: no run times in it
+        assert "runtime_s" not in json.dumps(entry)
 
 
 def test_run_all_file_is_accepted_by_load_properties(outcomes) -> None:

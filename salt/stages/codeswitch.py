@@ -1,0 +1,113 @@
+"""Stage ``codeswitch``: code-switch one task's English training data with the model's own MLM
+head (``salt.codeswitch``), resumably, and write the records' quality statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from annotated_types import Ge, Interval
+
+from salt import codeswitch, runtime
+from salt.config import ConfigError, Params, build, dataclass_schema
+from salt.stages import model as model_stage
+from salt.stages.common import Precision, precision_kwargs, quiet_transformers, runtime_fields
+from salt.workdir import Paths, dump, read_examples
+
+GROUP = "codeswitch"
+READS = ("profile", "tasks", "model", "codeswitch")
+
+SETTINGS = dataclass_schema(
+    codeswitch.CodeSwitchConfig, set_by_stage=runtime_fields(codeswitch.CodeSwitchConfig),
+    optional=("languages",),  # default: every target language of the task
+    limits={"threshold": Ge(0), "synonym_threshold": Ge(0),
+            "max_ratio": Interval(ge=0.0, le=1.0), "copies": Ge(1), "batch_size": Ge(1),
+            "seed": Ge(0), "multi_mask_stride": Ge(1)},
+    extra_fields={"precision": (Precision, ...)})
+
+
+@dataclass(frozen=True)
+class Config:
+    task: str
+    precision: str
+    max_length: int
+    method: codeswitch.CodeSwitchConfig
+
+
+def _method(params: Params, profile: str, languages: tuple[str, ...]):
+    settings = params.settings(GROUP, SETTINGS, profile)
+    stage_values = {name: False for name in runtime_fields(codeswitch.CodeSwitchConfig)}
+    if "precision" in stage_values:
+        stage_values["precision"] = "fp32"
+    if not settings.languages:
+        stage_values["languages"] = languages
+    return settings, build(codeswitch.CodeSwitchConfig, settings, f"{GROUP}.{profile}",
+                           params.path, **stage_values)
+
+
+def check(params: Params, profile: str) -> codeswitch.CodeSwitchConfig:
+    return _method(params, profile, ())[1]
+
+
+def configure(params: Params, args) -> Config:
+    from salt.tasks import get_task
+
+    if args.task not in params.tasks:
+        raise ConfigError(f"--task {args.task!r} is not in params 'tasks' {list(params.tasks)}")
+    settings, method = _method(params, params.profile,
+                               tuple(get_task(args.task).target_languages))
+    max_length = params.settings("model", model_stage.Settings).max_length
+    return Config(args.task, settings.precision, max_length, method)
+
+
+def _muse_dir():
+    """MUSE dictionaries (an evaluation aid): ``$SALT_DATA_DIR/muse`` if present, else None
+    (the dictionary figures then read "not checked")."""
+    from pathlib import Path
+
+    from salt.data import DATA_DIR_ENV
+
+    value = os.environ.get(DATA_DIR_ENV)
+    muse = Path(value) / "muse" if value else None
+    return muse if muse is not None and muse.is_dir() else None
+
+
+def run(config: Config, paths: Paths) -> None:
+    from salt.encoding import encode_pairs
+    from salt.models import load_masked_lm, load_tokenizer
+    from salt.vocab import LanguageVocabs
+
+    quiet_transformers()
+    task = config.task
+    mlm_dir = paths.pointer("mlm/mlm.json", "model_dir")
+    head_input = codeswitch.input_mode_for(mlm_dir)  # what the MLM head was trained to read
+    if config.method.input != head_input:
+        raise ConfigError(f"codeswitch.*.input is {config.method.input!r} but the MLM head in "
+                          f"{paths.rel(mlm_dir)} reads {head_input!r} input")
+    rt = runtime.decide(config.precision)
+    fields, rt = precision_kwargs(codeswitch.CodeSwitchConfig, rt)
+    method = dataclasses.replace(config.method, **fields)
+    tok = load_tokenizer(mlm_dir)
+    encoded = encode_pairs(tok, read_examples(paths.prepared(task, "train-en")),
+                           config.max_length)
+    vocabs = LanguageVocabs.load(paths.vocab)
+    out = paths.codeswitch(task)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = rt.place(load_masked_lm(mlm_dir))
+    call, _ = precision_kwargs(codeswitch.code_switch, rt)
+    call = {k: v for k, v in call.items() if k == "runtime"}
+    try:
+        records = codeswitch.code_switch(model, tok, encoded, vocabs, method, out_path=out,
+                                         **call)
+    except codeswitch.StalePartialOutput as err:
+        # A partial file from other inputs or settings (DVC keeps it for resuming): start afresh.
+        print(f"codeswitch {task}: discarding {paths.rel(out)} ({err})")
+        out.unlink()
+        codeswitch.meta_path(out).unlink(missing_ok=True)
+        records = codeswitch.code_switch(model, tok, encoded, vocabs, method, out_path=out,
+                                         **call)
+    stats = codeswitch.codeswitch_stats(records, tok, _muse_dir())
+    dump(paths.codeswitch_stats(task), {"config": dataclasses.asdict(method),
+                                        "runtime": runtime.observed(model, rt), **stats})
+    print(f"codeswitch {task}: {len(records)} records -> {paths.rel(out)}")

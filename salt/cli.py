@@ -79,32 +79,20 @@ def _record_timing(args, profile: str, started: float) -> None:
           "peak_rss_mb": round(rss_kb / 1024, 1)})
 
 
-def _domain_errors() -> tuple[type[Exception], ...]:
-    """Errors that describe bad input or state (named file/key), reported without a traceback."""
-    from salt.codeswitch import CodeSwitchError
-    from salt.mlm_head import MLMHeadError
-    from salt.models import ModelSourceError
-    from salt.runtime import PrecisionError
-    from salt.schema import SchemaError
-    from salt.train import TrainingDiverged
-    from salt.vocab import VocabError
-
-    return (CodeSwitchError, MLMHeadError, ModelSourceError, PrecisionError, SchemaError,
-            TrainingDiverged, VocabError)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "plan":
         return _plan(args.plan_args)
     started = time.perf_counter()
+    # imported by name: a stage's command runs (and DVC tracks) only that stage's code
+    stage = importlib.import_module(f"salt.stages.{args.command}")
     try:
         params = load_params(args.params, args.profile)
         check_all(params)
-        stage = importlib.import_module(f"salt.stages.{args.command}")
         config = stage.configure(params, args)
         stage.run(config, Paths(args.workdir))
-    except (ConfigError, DataError, FileNotFoundError, *_domain_errors()) as err:
+    except (ConfigError, DataError, FileNotFoundError, *stage.ERRORS) as err:
+        # bad input or state, named by file/key: reported without a traceback
         print(f"salt {args.command}: error: {err}", file=sys.stderr)
         return 2
     _record_timing(args, params.profile, started)

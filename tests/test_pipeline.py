@@ -58,14 +58,38 @@ def test_smoke_profile_through_dvc(tmp_path, data_dir):
     assert [m.name for m in metrics] == sorted(
         f"{t}-{s}-{n}.json" for t in ("pawsx", "xnli") for s in ("baseline", "salt") for n in (0, 1))
     m = load_metrics(metrics[0])
-    assert m["provenance"]["profile"] == "smoke" and m["provenance"]["model"] == "tiny"
+    prov = m["provenance"]
+    assert prov["profile"] == "smoke" and prov["model"] == "tiny"
     assert len(m["languages"]) == 7
-    report = (repo / "reports" / "claims.md").read_text()
-    assert "C1" in report and "inconclusive" in report  # 2 seeds per arm never "holds"
+    # the device recorded is the one the model ran on, read back from it
+    assert prov["runtime"]["device"] == "cpu" and prov["device"] == prov["runtime"]["device"]
+    assert prov["runtime"]["weights_dtype"] == "float32" and prov["runtime"]["autocast"] == "fp32"
+    # every result-changing setting is on the record; no machine path anywhere
+    assert prov["params"]["train"]["mixup"]["distribution"] == "uniform"
+    assert prov["params"]["vocab"]["source_share_ratio"] == 1.0
+    assert prov["data_source"] == f"local:{prov['data_revision']}"
+    for path in [*metrics, repo / "work" / "data" / "manifest.json"]:
+        text = path.read_text()
+        assert str(tmp_path) not in text and str(data_dir) not in text, path
+    # target-language unlabeled text holds no translation of the English text (other items)
+    lines = {lang: {json.loads(row)["uid"].rsplit(":", 1)[1] for row in
+                    (repo / "work" / "data" / "xnli" / f"unlabeled-{lang}.jsonl").open()}
+             for lang in ("en", "de")}
+    assert lines["en"] and lines["de"] and not lines["en"] & lines["de"]
+    verdicts = {c["id"]: c["verdict"] for c in
+                json.loads((repo / "reports" / "claims.json").read_text())["claims"]}
+    assert verdicts["C1"] == "inconclusive"  # 2 seeds per arm never "holds"
     again = _run([*dvc, "repro"], repo, env)
     assert "Running stage" not in again
     status = _run([*dvc, "status"], repo, env)
     assert "up to date" in status
+    # touching one stage's module makes exactly that stage out of date (DVC lists the stages
+    # whose own deps changed; descendants rerun after it)
+    module = repo / "salt" / "stages" / "train.py"
+    module.write_text(module.read_text() + "\n# touched\n")
+    changed = json.loads(_run([*dvc, "status", "--json"], repo, env))
+    assert set(changed) == {f"train_{s}@{t}-{n}" for s in ("baseline", "salt")
+                            for t in ("xnli", "pawsx") for n in (0, 1)}, sorted(changed)
 
 
 def _paper_params(tmp: Path, tiny_model: Path) -> Path:

@@ -11,12 +11,15 @@ from annotated_types import Ge, Interval
 
 from salt import codeswitch, runtime
 from salt.config import ConfigError, Params, build, dataclass_schema
+from salt.models import ModelSourceError
 from salt.stages import model as model_stage
 from salt.stages.common import Precision, precision_kwargs, quiet_transformers, runtime_fields
+from salt.vocab import VocabError
 from salt.workdir import Paths, dump, read_examples
 
 GROUP = "codeswitch"
 READS = ("profile", "tasks", "model", "codeswitch")
+ERRORS = (codeswitch.CodeSwitchError, ModelSourceError, VocabError, runtime.PrecisionError)
 
 SETTINGS = dataclass_schema(
     codeswitch.CodeSwitchConfig, set_by_stage=runtime_fields(codeswitch.CodeSwitchConfig),

@@ -15,12 +15,15 @@ from pydantic import BaseModel
 
 from salt import runtime
 from salt.config import GROUPS, STRICT, ConfigError, Params
+from salt.models import ModelSourceError
+from salt.schema import SchemaError
 from salt.stages import model as model_stage
 from salt.stages.common import Precision, precision_kwargs, quiet_transformers
 from salt.workdir import Paths, dump, read_examples, read_manifest
 
 GROUP = "evaluate"
 READS = ("profile", "tasks", *GROUPS)  # all: provenance records every group and their hash
+ERRORS = (ModelSourceError, SchemaError, runtime.PrecisionError)
 
 
 class Settings(BaseModel):

@@ -11,11 +11,13 @@ from pydantic import BaseModel
 
 from salt import mlm_head, runtime
 from salt.config import STRICT, ConfigError, Params, build, dataclass_schema
+from salt.models import ModelSourceError
 from salt.stages.common import Precision, precision_kwargs, quiet_transformers, runtime_fields
 from salt.workdir import Paths, dump, unlabeled_texts
 
 GROUP = "mlm"
 READS = ("profile", "tasks", "mlm")
+ERRORS = (mlm_head.MLMHeadError, ModelSourceError, runtime.PrecisionError)
 
 # What may be left out of a trained head's settings: how the work is carried out, not its result.
 OPERATIONAL = ("languages", "source_language", "encode_batch_size", "checkpoint_every",

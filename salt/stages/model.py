@@ -11,10 +11,12 @@ from annotated_types import Ge
 from pydantic import BaseModel, Field
 
 from salt.config import STRICT, Params
+from salt.models import ModelSourceError
 from salt.workdir import Paths, dump, read_examples, unlabeled_texts
 
 GROUP = "model"
 READS = ("profile", "tasks", "model")
+ERRORS = (ModelSourceError,)  # reported without a traceback (salt.cli)
 
 
 class Tiny(BaseModel):

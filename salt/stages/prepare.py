@@ -17,6 +17,7 @@ from salt.workdir import Paths, dump, write_jsonl
 
 GROUP = "data"
 READS = ("profile", "tasks", "data")
+ERRORS: tuple[type[Exception], ...] = ()  # beyond those salt.cli always reports
 
 Count = Annotated[int, Ge(1)]
 

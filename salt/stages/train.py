@@ -11,13 +11,17 @@ from annotated_types import Ge, Gt, Interval
 
 from salt import runtime
 from salt import train as training
+from salt.codeswitch import CodeSwitchError
 from salt.config import ConfigError, Params, build, dataclass_schema
+from salt.models import ModelSourceError
 from salt.stages import model as model_stage
 from salt.stages.common import Precision, precision_kwargs, quiet_transformers, runtime_fields
 from salt.workdir import Paths, read_examples
 
 GROUP = "train"
 READS = ("profile", "tasks", "model", "train")
+ERRORS = (training.TrainingDiverged, CodeSwitchError, ModelSourceError,
+          runtime.PrecisionError)
 SYSTEMS = ("baseline", "salt")
 
 SETTINGS = dataclass_schema(

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from annotated_types import Ge
 
 from salt.config import Params, build, dataclass_schema
+from salt.models import ModelSourceError
 from salt.stages.common import quiet_transformers
-from salt.vocab import VocabRule
+from salt.vocab import VocabError, VocabRule
 from salt.workdir import Paths, unlabeled_texts
 
 GROUP = "vocab"
 READS = ("profile", "tasks", "vocab")
+ERRORS = (ModelSourceError, VocabError)  # reported without a traceback (salt.cli)
 
 # ``vocab.<profile>``: every field of the rule, none left to a default
 SETTINGS = dataclass_schema(VocabRule, limits={"min_count": Ge(1), "source_top_k": Ge(0),

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", add_help=False,
                           help="print each stage's work, time and disk for a profile "
                                "(salt plan --help)")
-    plan.add_argument("plan_args", nargs=argparse.REMAINDER)
+    plan.add_argument("plan_args", nargs="*", help="options of salt plan (salt plan --help)")
     return parser
 
 
@@ -80,9 +80,10 @@ def _record_timing(args, profile: str, started: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["plan"]:  # the planner parses its own options
+        return _plan(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "plan":
-        return _plan(args.plan_args)
     started = time.perf_counter()
     # imported by name: a stage's command runs (and DVC tracks) only that stage's code
     stage = importlib.import_module(f"salt.stages.{args.command}")

@@ -138,19 +138,19 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
 
 
 # ----------------------------------------------------------------------------- validation
-def _allowed(schema: type[BaseModel], loc: tuple) -> str:
-    """What a key at ``loc`` accepts, in words: a type or the keys of a mapping."""
+def _allowed(schema: type[BaseModel], loc: tuple, keys: bool = False) -> str:
+    """What the key at ``loc`` accepts, in words (``keys``: the keys of the mapping there)."""
     model: Any = schema
+    meta: list[Any] = []
     for part in loc:
         fields = getattr(model, "model_fields", None)
         if not fields or part not in fields:
-            return f"keys {sorted(fields)}" if fields else "?"
-        model = fields[part].annotation
-        if typing.get_origin(model) is Annotated:
-            meta = typing.get_args(model)[1:]
-            model = typing.get_args(model)[0]
-            return f"{_type_name(model)} {' '.join(str(m) for m in meta)}".strip()
-    return _type_name(model)
+            return "?"
+        model, meta = fields[part].annotation, list(fields[part].metadata)
+    if keys:
+        fields = getattr(model, "model_fields", None)
+        return f"keys {sorted(fields)}" if fields else "?"
+    return " ".join([_type_name(model), *map(str, meta)])
 
 
 def _type_name(tp: Any) -> str:
@@ -172,7 +172,8 @@ def validate(schema: type[Schema], data: Any, path: Path | str, where: str) -> S
             key = ".".join([where, *map(str, loc)])
             parent = loc[:-1]
             if e["type"] == "extra_forbidden":
-                what = f"unknown key (value {e['input']!r}); allowed: {_allowed(schema, parent)}"
+                what = (f"unknown key (value {e['input']!r}); allowed: "
+                        f"{_allowed(schema, parent, keys=True)}")
             elif e["type"] == "missing":
                 what = f"missing key; required: {_allowed(schema, loc)}"
             elif e["type"] == "value_error":

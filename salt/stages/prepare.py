@@ -37,7 +37,6 @@ class Settings(BaseModel):
     # shared: every language from the same items (sentence-parallel, implicit parallel data)
     unlabeled_split: Literal["disjoint_halves", "shared"]
     hub_revision: str | None = None  # hub only: a commit sha; null resolves the head (recorded)
-    dir: str | None = None  # local folder (default $SALT_DATA_DIR); not recorded: see data id
     languages: dict[str, list[str]] | None = None  # per task; null = every task language
 
 
@@ -76,7 +75,7 @@ def unlabeled_items(n: int, split: str, seed: int) -> tuple[list[int], list[int]
 
 def run(config: Config, paths: Paths) -> None:
     cfg = config.settings
-    root_dir = data.data_dir(cfg.dir) if cfg.source == "local" else None
+    root_dir = data.data_dir() if cfg.source == "local" else None
     revisions: dict[str, str] = {}
     used: list[Path] = []
     manifest = {"profile": config.profile, "source": cfg.source, "sizes": {},

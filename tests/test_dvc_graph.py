@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from salt.config import Params, load_params
 from salt.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +44,8 @@ def _module_file(name: str, root: Path) -> Path | None:
 
 
 def _package_of(path: Path, root: Path) -> str:
-    rel = path.relative_to(root).with_suffix("")
-    parts = list(rel.parts)
-    if parts[-1] == "__init__":
-        return ".".join(parts[:-1])
-    return ".".join(parts[:-1])
+    """The package a file belongs to (what a relative import starts from)."""
+    return ".".join(path.relative_to(root).parts[:-1])
 
 
 def imported_modules(path: Path, root: Path) -> set[str]:
@@ -155,3 +154,20 @@ def test_a_missing_dep_fails(monkeypatch):
     stage["deps"] = [d for d in stage["deps"] if d != "salt/vocab.py"]
     closure = import_closure(ENTRY["vocab"][0])
     assert "salt/vocab.py" in closure - _code_deps(stage)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_config_reads_exactly_the_listed_groups(stage, monkeypatch):
+    """What ``READS`` (and so dvc.yaml) says is what building the config touches."""
+    module = importlib.import_module(f"salt.stages.{stage}")
+    params = load_params(ROOT / "params.yaml", "smoke")
+    seen: set[str] = set()
+    entry = Params.entry
+
+    def spy(self, group, profile=None):
+        seen.add(group)
+        return entry(self, group, profile)
+
+    monkeypatch.setattr(Params, "entry", spy)
+    module.configure(params, argparse.Namespace(task="xnli", system="salt", seed=0))
+    assert seen == set(module.READS) - {"profile", "tasks", "seeds"}

@@ -53,7 +53,7 @@ def test_smoke_profile_through_dvc(tmp_path, data_dir):
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         _run(cmd, repo, env)
     dvc = [sys.executable, "-m", "dvc"]
-    _run([*dvc, "exp", "run", "-S", "profile=smoke", "-S", "seeds=[0,1]"], repo, env)
+    _run([*dvc, "exp", "run", "-S", "profile=smoke", "-S", "seeds=[0,1]"], repo, env, timeout=1800)
     metrics = sorted((repo / "results" / "metrics").glob("*.json"))
     assert [m.name for m in metrics] == sorted(
         f"{t}-{s}-{n}.json" for t in ("pawsx", "xnli") for s in ("baseline", "salt") for n in (0, 1))

@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["plan"]:  # the planner parses its own options
         return _plan(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "plan":
+        return _plan(args.plan_args)
     started = time.perf_counter()
     # imported by name: a stage's command runs (and DVC tracks) only that stage's code
     stage = importlib.import_module(f"salt.stages.{args.command}")

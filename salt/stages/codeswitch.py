@@ -76,6 +76,20 @@ def _muse_dir():
     return muse if muse is not None and muse.is_dir() else None
 
 
+def _without_machine_paths(obj, muse):
+    """``obj`` with every dictionary path under ``muse`` written as ``muse/<file>``, so no
+    output names a folder of this machine."""
+    if muse is None:
+        return obj
+    if isinstance(obj, dict):
+        return {k: _without_machine_paths(v, muse) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_without_machine_paths(v, muse) for v in obj]
+    if isinstance(obj, str) and obj.startswith(str(muse)):
+        return "muse/" + obj[len(str(muse)):].lstrip("/")
+    return obj
+
+
 def run(config: Config, paths: Paths) -> None:
     from salt.encoding import encode_pairs
     from salt.models import load_masked_lm, load_tokenizer
@@ -110,7 +124,8 @@ def run(config: Config, paths: Paths) -> None:
         codeswitch.meta_path(out).unlink(missing_ok=True)
         records = codeswitch.code_switch(model, tok, encoded, vocabs, method, out_path=out,
                                          **call)
-    stats = codeswitch.codeswitch_stats(records, tok, _muse_dir())
+    muse = _muse_dir()
+    stats = _without_machine_paths(codeswitch.codeswitch_stats(records, tok, muse), muse)
     dump(paths.codeswitch_stats(task), {"config": dataclasses.asdict(method),
                                         "runtime": runtime.observed(model, rt), **stats})
     print(f"codeswitch {task}: {len(records)} records -> {paths.rel(out)}")

@@ -7,7 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from salt.data import DataError
+from salt.data import data_dir as find_data_dir
+
 DATA_ENV = "SALT_DATA_DIR"
+
+# One lookup for the data folder everywhere (salt.data.data_dir: $SALT_DATA_DIR, else
+# ../shared/data beside the repository); exported so subprocesses and every test module see it.
+try:
+    os.environ.setdefault(DATA_ENV, str(find_data_dir()))
+except DataError as _err:
+    _DATA_ERROR: str | None = str(_err)
+else:
+    _DATA_ERROR = None
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +50,9 @@ def _fresh_accelerate_state():
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real local data folder; a test that needs it fails (not skips) without it."""
-    value = os.environ.get(DATA_ENV)
-    if not value or not Path(value).is_dir():
-        pytest.fail(f"{DATA_ENV} must point at the XTREME-layout data folder "
-                    f"(e.g. ../shared/data); got {value!r}")
-    return Path(value)
+    if _DATA_ERROR is not None:
+        pytest.fail(_DATA_ERROR)
+    return find_data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -105,9 +105,10 @@ def read_tsv(path: Path, spec: TaskSpec, split: str, lang: str) -> list[Example]
         lines.pop()
     for i, raw in enumerate(lines, start=1):
         row = raw.rstrip("\r")
-        if BOM in row:
-            raise DataError(f"{path}:{i}: byte-order mark (U+FEFF) inside the text; "
-                            "remove it (only one at the very start of a file is accepted)")
+        if row.startswith(BOM):  # inside text U+FEFF is a zero-width no-break space: kept
+            raise DataError(f"{path}:{i}: byte-order mark (U+FEFF) at the start of a line "
+                            "(files concatenated?); only one at the very start of a file is "
+                            "accepted")
         cols = row.split("\t")
         if len(cols) != 3:
             raise DataError(f"{path}:{i}: expected 3 tab-separated columns, found {len(cols)}")

@@ -107,7 +107,7 @@ def test_dvc_stage_finds_data_beside_repository(tmp_path, monkeypatch):
     assert Path(out.strip()) == tmp_path / "shared" / "data"
 
 
-def test_byte_order_mark_is_removed_at_start_and_refused_inside(tmp_path):
+def test_byte_order_mark_is_removed_at_start_and_refused_at_a_line_start(tmp_path):
     _write(tmp_path, "xnli", "dev", "en", "\ufeffHello.\tHi.\tneutral\nA\tB\tneutral\n")
     rows = D.load_local("xnli", "dev", "en", tmp_path)
     assert rows[0].text_a == "Hello." and rows[1].text_a == "A"
@@ -115,6 +115,9 @@ def test_byte_order_mark_is_removed_at_start_and_refused_inside(tmp_path):
     with pytest.raises(D.DataError) as err:
         D.load_local("xnli", "dev", "fr", tmp_path)
     assert f"{path}:2: byte-order mark" in str(err.value)
+    # inside text U+FEFF is a zero-width no-break space (real XNLI Hindi has it): text
+    _write(tmp_path, "xnli", "dev", "hi", "a\ufeffb\tc\tneutral\n")
+    assert D.load_local("xnli", "dev", "hi", tmp_path)[0].text_a == "a\ufeffb"
 
 
 def test_row_count_mismatch_names_both_files(tmp_path):

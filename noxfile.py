@@ -40,10 +40,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite, offline (progress per test file; slowest tests listed at the end)."""
+    """The test suite, offline. Verbose, so each test is named as it starts (the DVC smoke run
+    takes minutes); the five slowest are listed at the end."""
     session.run(PY, "-m", "ruff", "check", ".")
-    session.run(PY, "-m", "pytest", "-p", "no:cacheprovider", "--durations=5", *session.posargs,
-                env=OFFLINE)
+    session.run(PY, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--durations=5",
+                *session.posargs, env=OFFLINE)
 
 
 @nox.session

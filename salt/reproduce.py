@@ -113,6 +113,25 @@ def compare_dirs(reference: Path, produced: Path, ignore: tuple[str, ...]) -> di
     return out
 
 
+def machine_paths(clone: Path, folders: tuple[Path, ...], limit: int = 5 << 20) -> list[str]:
+    """Output files (JSON, JSONL, CSV, Markdown, YAML under ``results/``, ``reports/``, ``work/``
+    and ``dvc.lock``) that contain one of ``folders`` (the clone, the data folder) by path."""
+    needles = {str(f) for f in folders} | {str(f.resolve()) for f in folders}
+    files = [clone / "dvc.lock"] + [p for sub in ("results", "reports", "work")
+                                    for p in sorted((clone / sub).rglob("*"))]
+    hits = []
+    for path in files:
+        if (not path.is_file() or path.stat().st_size > limit
+                or path.suffix not in {".json", ".jsonl", ".csv", ".md", ".lock", ".yaml"}):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for needle in sorted(needles):
+            if needle in text:
+                hits.append(f"{path.relative_to(clone)}: contains the machine path {needle}")
+                break
+    return hits
+
+
 def set_top_level(params: Path, key: str, value: str) -> None:
     """Rewrite one top-level scalar/list line of params.yaml (comments kept)."""
     text = params.read_text(encoding="utf-8")
@@ -207,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         reference = root / REFERENCE.get(args.profile, Path("results/metrics"))
         ignore = run_specific()
         diffs = compare_dirs(reference, clone / "results" / "metrics", ignore)
+        leaks = machine_paths(clone, (clone, data_dir()))
+        if leaks:
+            diffs["outputs"] = leaks
         print(f"reproduce: ignoring run-specific fields {', '.join(ignore)}")
         for name, lines in diffs.items():
             print(f"reproduce: {name}: {len(lines)} difference(s)")

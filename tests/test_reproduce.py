@@ -62,6 +62,16 @@ def test_compare_dirs_names_missing_and_extra_files(tmp_path):
                    "c.json": ["produced but not in the reference"]}
 
 
+def test_machine_paths_in_any_output_are_found(tmp_path):
+    clone, data = tmp_path / "clone", tmp_path / "data"
+    (clone / "work" / "data").mkdir(parents=True)
+    (clone / "dvc.lock").write_text("schema: '2.0'\n")
+    (clone / "work" / "data" / "manifest.json").write_text(json.dumps({"src": f"local:{data}"}))
+    (clone / "work" / "model.json").write_text(json.dumps({"path": "work/model/base"}))
+    assert reproduce.machine_paths(clone, (clone, data)) == [
+        f"work/data/manifest.json: contains the machine path {data}"]
+
+
 STAGE = """import json, pathlib, sys, time, yaml
 p = yaml.safe_load(open("params.yaml"))
 out = pathlib.Path("results/metrics"); out.mkdir(parents=True, exist_ok=True)

@@ -187,13 +187,15 @@ def hub_mirror(explicit: str | Path | None = None) -> Path | None:
     return path
 
 
-def load_hub(task: str, split: str, lang: str, revision: str | None = None,
+def load_hub(task: str, split: str, lang: str,
+             revision: str | Mapping[str, str | None] | None = None,
              loader=None, mirror: str | Path | None = None) -> list[Example]:
     """Load one split through ``datasets.load_dataset`` (config = language) at a pinned commit.
 
-    ``revision`` must be a commit sha. With a mirror (see ``hub_mirror``) the same call reads
-    the repository's files from ``{mirror}/{hub_id}/{revision}`` (offline); otherwise from the
-    hub at ``revision``. ``loader`` defaults to ``datasets.load_dataset``.
+    ``revision`` must be a commit sha (or a mapping holding one for this dataset). With a
+    mirror (see ``hub_mirror``) the same call reads the repository's files from
+    ``{mirror}/{hub_id}/{revision}`` (offline); otherwise from the hub at ``revision``.
+    ``loader`` defaults to ``datasets.load_dataset``.
     """
     spec = get_task(task)
     check_languages(spec, [lang])
@@ -238,8 +240,10 @@ def load_hub(task: str, split: str, lang: str, revision: str | None = None,
 
 
 def load_split(task: str, split: str, lang: str, source: str = "local",
-               root: str | Path | None = None, revision: str | None = None) -> list[Example]:
-    """Load one split from the configured source; never falls back to the other source."""
+               root: str | Path | None = None,
+               revision: str | Mapping[str, str | None] | None = None) -> list[Example]:
+    """Load one split from the configured source; never falls back to the other source.
+    ``revision``: the hub commit, or ``data.hub_revision``'s mapping of dataset id to commit."""
     if source == "local":
         return load_local(task, split, lang, root)
     if source == "hub":

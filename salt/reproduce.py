@@ -159,6 +159,11 @@ def reproduce(root: Path, profile: str, workdir: Path, seeds: str | None = None,
     clone = workdir / root.name
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(root), str(clone)],
                    check=True)
+    # The committed results are the reference, not the rerun's output: clear them so that only
+    # what the rerun writes is compared (and a file it does not write is named as missing).
+    for sub in ("metrics", "summary", "plots"):
+        for path in (clone / "results" / sub).glob("*.*"):
+            path.unlink()
     set_top_level(clone / "params.yaml", "profile", profile)
     if seeds:
         set_top_level(clone / "params.yaml", "seeds", "[" + seeds + "]")

@@ -109,6 +109,13 @@ def test_reproduce_clones_runs_and_compares(tiny_study, tmp_path, monkeypatch):
         ref.joinpath(f"xnli-salt-{seed}.json").write_text(json.dumps(
             {"languages": {"en": {"accuracy": 0.25 * (seed + 1)}},
              "provenance": {"wall_time_s": 1.0, "profile": "smoke"}}))
+    # committed outputs of another profile must not pass for the rerun's
+    stale = tiny_study / "results" / "metrics" / "xnli-salt-2.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "add", "-A"], cwd=tiny_study, env=env, check=True)
+    subprocess.run(["git", "commit", "-qm", "results"], cwd=tiny_study, env=env, check=True)
     work = tmp_path / "w"
     work.mkdir()
     clone, cost = reproduce.reproduce(tiny_study, "smoke", work, seeds="0,1")

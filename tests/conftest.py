@@ -7,7 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from salt.data import DataError
+from salt.data import data_dir as find_data_dir
+
 DATA_ENV = "SALT_DATA_DIR"
+
+# One lookup for the data folder everywhere (salt.data.data_dir: $SALT_DATA_DIR, else
+# ../shared/data beside the repository); exported so subprocesses and every test module see it.
+try:
+    os.environ.setdefault(DATA_ENV, str(find_data_dir()))
+except DataError as _err:
+    _DATA_ERROR: str | None = str(_err)
+else:
+    _DATA_ERROR = None
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +50,9 @@ def _fresh_accelerate_state():
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real local data folder; a test that needs it fails (not skips) without it."""
-    value = os.environ.get(DATA_ENV)
-    if not value or not Path(value).is_dir():
-        pytest.fail(f"{DATA_ENV} must point at the XTREME-layout data folder "
-                    f"(e.g. ../shared/data); got {value!r}")
-    return Path(value)
+    if _DATA_ERROR is not None:
+        pytest.fail(_DATA_ERROR)
+    return find_data_dir()
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +67,53 @@ def tiny_model(tmp_path_factory, data_dir) -> Path:
             texts.extend((ex.text_a, ex.text_b))
     return build_tiny(tmp_path_factory.mktemp("tiny"), texts, vocab_size=1500, hidden=32,
                       layers=2, heads=2)
+
+
+def _hub_copy(root: Path, hub_id: str, configs: dict[str, dict[str, dict[str, list]]]) -> str:
+    """Write a dataset repository's files as the hub lays them out (README.md whose YAML
+    declares one config per language with its parquet shards) under ``root/hub_id/<sha>``;
+    the sha is content-derived (sha1 of the rows), standing in for the hub's commit id."""
+    import hashlib
+    import json
+
+    import datasets
+
+    sha = hashlib.sha1(json.dumps(configs, sort_keys=True).encode()).hexdigest()
+    folder = root / hub_id / sha
+    card = ["---", "configs:"]
+    for lang, splits in configs.items():
+        card += [f"- config_name: {lang}", "  data_files:"]
+        for split, rows in splits.items():
+            rel = f"{lang}/{split}-00000-of-00001.parquet"
+            (folder / lang).mkdir(parents=True, exist_ok=True)
+            datasets.Dataset.from_dict(rows).to_parquet(str(folder / rel))
+            card += [f"  - split: {split}", f"    path: {rel}"]
+    (folder / "README.md").write_text("\n".join([*card, "---", ""]), encoding="utf-8")
+    return sha
+
+
+@pytest.fixture(scope="session")
+def hub_mirror(tmp_path_factory, data_dir) -> dict:
+    """Small copies of facebook/xnli and google-research-datasets/paws-x in the hub's own file
+    layout, built from the first rows of the local data (hub field names, label ids): set
+    ``SALT_HUB_MIRROR`` to ``path`` and ``data.<profile>.hub_revision`` to ``revisions`` to run
+    the hub code path (``datasets.load_dataset`` at the pinned commit) offline."""
+    from salt.data import load_local
+    from salt.tasks import PAWSX, XNLI
+
+    root = tmp_path_factory.mktemp("hub-mirror")
+    revisions = {}
+    for spec, (fa, fb), n in ((XNLI, ("premise", "hypothesis"), 64),
+                              (PAWSX, ("sentence1", "sentence2"), 64)):
+        configs: dict[str, dict[str, dict[str, list]]] = {}
+        for lang in spec.languages:
+            splits = {"validation": "dev", "test": "test"} | ({"train": "train"}
+                                                               if lang == "en" else {})
+            configs[lang] = {}
+            for hub_split, ours in splits.items():
+                rows = load_local(spec.name, ours, lang, data_dir)[:n]
+                configs[lang][hub_split] = {fa: [r.text_a for r in rows],
+                                            fb: [r.text_b for r in rows],
+                                            "label": [r.label for r in rows]}
+        revisions[spec.hub_id] = _hub_copy(root, spec.hub_id, configs)
+    return {"path": root, "revisions": revisions}

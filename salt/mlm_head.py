@@ -6,19 +6,22 @@ monolingual text only (the dev splits' sentences, labels discarded): no dictiona
 data. Sources that already have a head (mBERT, ``tiny``) may skip training;
 :func:`fill_mask_accuracy` measures any masked LM so every source reports the same figure.
 
-How the time budget is used (the encoder forward is the cost on a 2-core CPU):
+How the work is bounded (counted in sentences and steps, never in seconds, so the output is
+the same on any machine; the encoder forward is the cost on a 2-core CPU):
 
 0. The encoder is cut at ``head_layer`` (default 6 of e5's 12): the head reads that layer and
    the saved masked LM keeps only those layers (cheaper to encode and to code-switch with).
 1. *Encode once.* The frozen bottom ``L - k`` layers (``k = train_top_layers``) run once, under
    ``no_grad`` (bf16 where the CPU supports it), over masked copies of the training sentences,
-   taken round-robin across languages so whatever fits in the budget is balanced. For ``k = 0``
+   taken round-robin across languages so a sentence budget (``encode_sentences``) that cuts
+   the list short keeps it balanced; ``mlm_head.json["budget"]`` records limit, used and
+   whether it cut work short. For ``k = 0``
    only the final hidden states at masked positions are kept; for ``k > 0`` the layer-``L-k``
    states of whole sentences. Masks are static (one draw per sentence, all ``<mask>``, as the
    code-switcher uses them).
 2. *Train for epochs over that cache*: head (transform + tied decoder restricted to the kept
-   vocabulary, logits only at masked rows) and the top ``k`` layers, until the budget or
-   ``max_steps``. With ``softmax_scope="language"`` (default) each row's softmax runs over the
+   vocabulary, logits only at masked rows) and the top ``k`` layers, for ``max_steps``.
+   With ``softmax_scope="language"`` (default) each row's softmax runs over the
    ids seen in its own language's text: what a code-switcher restricted to one language asks,
    and several times cheaper than all kept ids.
 
@@ -80,7 +83,7 @@ CHECKPOINT_DIR = "checkpoint"
 EXCLUDED_BIAS = -1.0e4  # decoder bias of ids outside the kept vocabulary: never the argmax
 CENTRE_MODES = ("none", "project", "mean")
 # config fields that may change between a run and its resumption (they do not change the math)
-_RESUMABLE_CHANGES = ("time_budget_s", "max_steps", "checkpoint_every", "log_every",
+_RESUMABLE_CHANGES = ("max_steps", "checkpoint_every", "log_every",
                       "eval_sentences", "progress", "keep_checkpoint")
 
 
@@ -94,16 +97,16 @@ class MLMHeadConfig:
 
     languages: tuple[str, ...] | None = None  # None: every language in texts_by_lang
     source_language: str = "en"  # its mean is folded into the saved head when centre="mean"
-    time_budget_s: float = 300.0  # hard wall-clock bound on encoding + training (not eval/save)
-    max_steps: int = 1_000_000  # optimizer steps (the budget usually stops first)
-    encode_fraction: float = 0.5  # share of the budget the encode-once phase may use
+    encode_sentences: int | None = None  # training sentences encoded (round-robin over
+    # languages; None: all): the stage's budget, counted in sentences, never in seconds
+    max_steps: int = 1000  # optimizer steps of the masked objective
     batch_size: int = 32  # sentences per step when top layers are adapted
     head_batch_size: int = 512  # masked rows per step when only the head trains
     encode_batch_size: int = 64  # sentences per no-grad forward in the encode phase
     lr: float = 2e-3  # AdamW learning rate of the head (transform + kept decoder bias)
     layer_lr: float = 1e-4  # learning rate of the adapted top encoder layers
     weight_decay: float = 0.01
-    warmup_steps: int = 50  # linear warm-up, then constant (a budget-bound run has no known end)
+    warmup_steps: int = 50  # linear warm-up, then constant
     mask_prob: float = 0.15  # share of non-special tokens masked per sentence (at least one)
     train_top_layers: int = 0  # 0: head only; k: also adapt the top k encoder layers
     head_layer: int | None = 6  # the head reads layer min(j, depth) and the saved masked LM
@@ -147,14 +150,15 @@ class MLMHeadConfig:
             raise MLMHeadError(f"mask_prob={self.mask_prob} must lie in (0, 1)")
         if not 0.0 <= self.held_out_fraction < 1.0:
             raise MLMHeadError(f"held_out_fraction={self.held_out_fraction} must lie in [0, 1)")
-        if not 0.0 < self.encode_fraction <= 1.0:
-            raise MLMHeadError(f"encode_fraction={self.encode_fraction} must lie in (0, 1]")
         if self.head_layer is not None and self.head_layer < 1:
             raise MLMHeadError(f"head_layer={self.head_layer} must be >= 1 (or None)")
         if self.train_top_layers < 0:
             raise MLMHeadError(f"train_top_layers={self.train_top_layers} must be >= 0")
-        if self.time_budget_s <= 0 or self.max_steps < 1:
-            raise MLMHeadError("time_budget_s must be > 0 and max_steps >= 1")
+        if self.max_steps < 1:
+            raise MLMHeadError(f"max_steps={self.max_steps} must be >= 1")
+        if self.encode_sentences is not None and self.encode_sentences < 1:
+            raise MLMHeadError(f"encode_sentences={self.encode_sentences} must be >= 1 "
+                               "(or None: all)")
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -515,7 +519,7 @@ def bottom_states(bert: nn.Module, ids: torch.Tensor, attention_mask: torch.Tens
 
 
 class MLMHeadTrainer:
-    """Encode-once, then train the head (and top layers) within a time budget; resumable.
+    """Encode-once, then train the head (and top layers) for ``max_steps``; resumable.
 
     ``prepare()`` loads the model, splits and tokenises the text, picks the kept vocabulary
     and fills (or reloads) the cache; ``train()`` runs the steps; ``export()`` returns the
@@ -547,7 +551,8 @@ class MLMHeadTrainer:
     # -- keys that guard the cache and the checkpoint against a changed setup
     def _data_key(self) -> str:
         keep = ("objective", "languages", "mask_prob", "seed", "max_length", "train_top_layers", "head_layer",
-                "held_out_fraction", "prune_vocab", "max_sentences_per_language", "bf16")
+                "held_out_fraction", "prune_vocab", "max_sentences_per_language", "bf16",
+                "encode_sentences")
         cfg = {k: v for k, v in asdict(self.cfg).items() if k in keep}
         return _digest({"cfg": cfg, "languages": self.languages, "bf16": self.bf16,
                         "model": str(self.model_dir.resolve()), "texts": _digest(self.texts)})
@@ -561,7 +566,7 @@ class MLMHeadTrainer:
         from salt.models import load_tokenizer
 
         cfg = self.cfg
-        self.t_start = time.perf_counter()
+        self.t_start = time.perf_counter()  # for the recorded wall time only
         torch.manual_seed(cfg.seed)  # the e5 head is missing from its folder: seeded init
         self.tokenizer = load_tokenizer(self.model_dir)
         self.model = AutoModelForMaskedLM.from_pretrained(str(self.model_dir))
@@ -638,14 +643,10 @@ class MLMHeadTrainer:
             [lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))] * len(base_lrs))
 
         self.step = 0
-        self.elapsed_before = 0.0  # seconds spent by earlier (interrupted) runs
         self.losses: list[list[float]] = []
         self.resumed_from: int | None = None
         self._load_or_encode()
         self._load_checkpoint()
-
-    def _elapsed(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.t_start
 
     def _interleaved(self) -> list[tuple[int, int]]:
         """(language index, sentence index) round-robin over languages: a balanced order."""
@@ -657,6 +658,30 @@ class MLMHeadTrainer:
                     order.append((li, j))
         return order
 
+    def _budgeted_order(self) -> tuple[list[tuple[int, int]], dict[str, Any]]:
+        """The balanced order cut to ``encode_sentences``, and the budget record."""
+        order = self._interleaved()
+        limit = self.cfg.encode_sentences
+        used = order if limit is None else order[:limit]
+        return used, {"stage": "mlm", "kind": "sentences", "limit": limit, "used": len(used),
+                      "cut_short": len(used) < len(order)}
+
+    def _length_sorted_batches(self, order: Sequence[tuple[int, int]], desc: str):
+        """Batches of (language index, sentence index), sorted by length within chunks of 16
+        batches to cut padding; a deterministic function of the order."""
+        size = self.cfg.encode_batch_size
+        chunk = size * 16
+        bar = tqdm(total=len(order), desc=desc, unit="sent", disable=not self.cfg.progress,
+                   mininterval=5)
+        for c0 in range(0, len(order), chunk):
+            part = sorted(order[c0:c0 + chunk],
+                          key=lambda o: len(self.train_ids[self.languages[o[0]]][o[1]]))
+            for b0 in range(0, len(part), size):
+                items = part[b0:b0 + size]
+                yield items
+                bar.update(len(items))
+        bar.close()
+
     def _load_or_encode(self) -> None:
         cfg = self.cfg
         path = self.ckpt_dir / "cache.pt"
@@ -665,13 +690,13 @@ class MLMHeadTrainer:
             cache = torch.load(path, weights_only=True)
             if cache.get("key") == key:
                 self.cache = cache
-                self.elapsed_before = float(cache["encode_s"])
-                self.t_start = time.perf_counter()
                 return
+        order, budget = self._budgeted_order()
         if cfg.objective == "prototype":
-            self.cache = self._encode_prototypes(cfg.time_budget_s)
+            self.cache = self._encode_prototypes(order)
         else:
-            self.cache = self._encode(cfg.time_budget_s * cfg.encode_fraction)
+            self.cache = self._encode(order)
+        self.cache["budget"] = budget
         self.cache["key"] = key
         if cfg.save_cache:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -680,52 +705,33 @@ class MLMHeadTrainer:
             os.replace(tmp, path)
 
     @torch.no_grad()
-    def _encode_prototypes(self, budget_s: float) -> dict[str, Any]:
-        """Unmasked forward of the sentences (balanced order) until ``budget_s``: per kept id
+    def _encode_prototypes(self, order: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """Unmasked forward of the sentences of ``order``: per kept id
         the sum of its hidden states (K, H) and its count per language (K, L); per language
         the sum of all its token states (L, H)."""
-        cfg = self.cfg
-        order = self._interleaved()
         pad_id = self.tokenizer.pad_token_id or 0
         n_lang, hsize = len(self.languages), self.model.config.hidden_size
         sums = torch.zeros(len(self.kept), hsize)  # (K, H)
         counts = torch.zeros(len(self.kept), n_lang)  # (K, L)
         lang_sums = torch.zeros(n_lang, hsize, dtype=torch.float64)  # (L, H)
         n_per_lang = [0] * n_lang
-        chunk = cfg.encode_batch_size * 16
-        bar = tqdm(total=len(order), desc="prototype encode", unit="sent",
-                   disable=not cfg.progress, mininterval=5)
-        stopped = False
-        for c0 in range(0, len(order), chunk):
-            part = sorted(order[c0:c0 + chunk],
-                          key=lambda o: len(self.train_ids[self.languages[o[0]]][o[1]]))
-            for b0 in range(0, len(part), cfg.encode_batch_size):
-                if time.perf_counter() - self.t_start > budget_s:
-                    stopped = True
-                    break
-                items = part[b0:b0 + cfg.encode_batch_size]
-                seqs = [self.train_ids[self.languages[li]][j] for li, j in items]
-                ids, att = pad_batch(seqs, pad_id)  # (B, T)
-                real = att.bool() & ~torch.isin(ids, torch.tensor(sorted(self.special)))
-                with _autocast(self.bf16):
-                    hidden = bottom_states(self.bert, ids, att, self.split_at)  # (B, T, H)
-                rows = hidden[real].float()  # (N, H)
-                col = self.index_of[ids[real]]  # (N,) kept index
-                langs = torch.tensor([li for li, _ in items])[:, None].expand_as(ids)[real]
-                sums.index_add_(0, col, rows)
-                counts.index_put_((col, langs), torch.ones(len(col)), accumulate=True)
-                lang_sums.index_add_(0, langs, rows.double())
-                for li, _ in items:
-                    n_per_lang[li] += 1
-                bar.update(len(items))
-            if stopped:
-                break
-        bar.close()
-        if not any(n_per_lang):
-            raise MLMHeadError(f"the encode phase got no batch done in {budget_s:.1f} s")
+        for items in self._length_sorted_batches(order, "prototype encode"):
+            seqs = [self.train_ids[self.languages[li]][j] for li, j in items]
+            ids, att = pad_batch(seqs, pad_id)  # (B, T)
+            real = att.bool() & ~torch.isin(ids, torch.tensor(sorted(self.special)))
+            with _autocast(self.bf16):
+                hidden = bottom_states(self.bert, ids, att, self.split_at)  # (B, T, H)
+            rows = hidden[real].float()  # (N, H)
+            col = self.index_of[ids[real]]  # (N,) kept index
+            langs = torch.tensor([li for li, _ in items])[:, None].expand_as(ids)[real]
+            sums.index_add_(0, col, rows)
+            counts.index_put_((col, langs), torch.ones(len(col)), accumulate=True)
+            lang_sums.index_add_(0, langs, rows.double())
+            for li, _ in items:
+                n_per_lang[li] += 1
         return {"encode_s": time.perf_counter() - self.t_start,
                 "sentences": dict(zip(self.languages, n_per_lang, strict=True)),
-                "complete": not stopped, "sums": sums, "counts": counts,
+                "sums": sums, "counts": counts,
                 "lang_sums": lang_sums.float()}
 
     def _prototype_export(self, model: PreTrainedModel) -> None:
@@ -775,63 +781,43 @@ class MLMHeadTrainer:
         self.prototype_ids = self.kept[seen]
 
     @torch.no_grad()
-    def _encode(self, budget_s: float) -> dict[str, Any]:
-        """Run the frozen bottom once over masked sentences until ``budget_s``; see the module
-        docstring for what is kept."""
+    def _encode(self, order: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """Run the frozen bottom once over masked copies of the sentences of ``order``; see the
+        module docstring for what is kept."""
         cfg = self.cfg
-        order = self._interleaved()
         mask_id = self.tokenizer.mask_token_id
         pad_id = self.tokenizer.pad_token_id or 0
-        chunk = cfg.encode_batch_size * 16  # sort by length within chunks to cut padding
         rows, targets, row_lang = [], [], []  # k = 0
         batches: list[dict[str, torch.Tensor]] = []  # k > 0
         n_per_lang = [0] * len(self.languages)
-        bar = tqdm(total=len(order), desc="mlm-head encode", unit="sent",
-                   disable=not cfg.progress, mininterval=5)
-        stopped = False
-        for c0 in range(0, len(order), chunk):
-            part = sorted(order[c0:c0 + chunk],
-                          key=lambda o: len(self.train_ids[self.languages[o[0]]][o[1]]))
-            for b0 in range(0, len(part), cfg.encode_batch_size):
-                if time.perf_counter() - self.t_start > budget_s:
-                    stopped = True
-                    break
-                items = part[b0:b0 + cfg.encode_batch_size]
-                seqs = [self.train_ids[self.languages[li]][j] for li, j in items]
-                ids, att = pad_batch(seqs, pad_id)  # (B, T)
-                select = torch.zeros_like(ids, dtype=torch.bool)
-                for b, ((li, j), seq) in enumerate(zip(items, seqs, strict=True)):
-                    rng = random.Random(f"{cfg.seed}:{self.languages[li]}:{j}")
-                    for p in _mask_positions(seq, self.special, cfg.mask_prob, rng):
-                        select[b, p] = True
-                gold = self.index_of[ids[select]]  # (M,) kept-vocabulary index
-                lang_of_sent = torch.tensor([li for li, _ in items])  # (B,)
-                lang_rows = lang_of_sent[:, None].expand_as(ids)[select]  # (M,)
-                ids = ids.masked_fill(select, mask_id)
-                with _autocast(self.bf16):
-                    hidden = bottom_states(self.bert, ids, att, self.split_at)  # (B, T, H)
-                if self.cfg.train_top_layers == 0:
-                    rows.append(hidden[select].to(self.store_dtype))  # (M, H)
-                    targets.append(gold)
-                    row_lang.append(lang_rows)
-                else:
-                    batches.append({"states": hidden.to(self.store_dtype), "attention": att,
-                                    "select": select, "targets": gold, "langs": lang_rows})
-                for li, _ in items:
-                    n_per_lang[li] += 1
-                bar.update(len(items))
-            if stopped:
-                break
-        bar.close()
-        if not any(n_per_lang):
-            raise MLMHeadError(f"the encode phase got no batch done in {budget_s:.1f} s; "
-                               "raise time_budget_s or encode_fraction")
+        for items in self._length_sorted_batches(order, "mlm-head encode"):
+            seqs = [self.train_ids[self.languages[li]][j] for li, j in items]
+            ids, att = pad_batch(seqs, pad_id)  # (B, T)
+            select = torch.zeros_like(ids, dtype=torch.bool)
+            for b, ((li, j), seq) in enumerate(zip(items, seqs, strict=True)):
+                rng = random.Random(f"{cfg.seed}:{self.languages[li]}:{j}")
+                for p in _mask_positions(seq, self.special, cfg.mask_prob, rng):
+                    select[b, p] = True
+            gold = self.index_of[ids[select]]  # (M,) kept-vocabulary index
+            lang_of_sent = torch.tensor([li for li, _ in items])  # (B,)
+            lang_rows = lang_of_sent[:, None].expand_as(ids)[select]  # (M,)
+            ids = ids.masked_fill(select, mask_id)
+            with _autocast(self.bf16):
+                hidden = bottom_states(self.bert, ids, att, self.split_at)  # (B, T, H)
+            if cfg.train_top_layers == 0:
+                rows.append(hidden[select].to(self.store_dtype))  # (M, H)
+                targets.append(gold)
+                row_lang.append(lang_rows)
+            else:
+                batches.append({"states": hidden.to(self.store_dtype), "attention": att,
+                                "select": select, "targets": gold, "langs": lang_rows})
+            for li, _ in items:
+                n_per_lang[li] += 1
         cache: dict[str, Any] = {
             "encode_s": time.perf_counter() - self.t_start,
             "sentences": dict(zip(self.languages, n_per_lang, strict=True)),
-            "complete": not stopped,
         }
-        if self.cfg.train_top_layers == 0:
+        if cfg.train_top_layers == 0:
             cache.update(rows=torch.cat(rows), targets=torch.cat(targets),
                          langs=torch.cat(row_lang))
         else:
@@ -926,7 +912,7 @@ class MLMHeadTrainer:
     # -- checkpoints
     def _checkpoint_state(self) -> dict[str, Any]:
         return {
-            "key": self._resume_key(), "step": self.step, "elapsed_s": self._elapsed(),
+            "key": self._resume_key(), "step": self.step,
             "transform": self.transform.state_dict(), "bias_kept": self.bias_kept.detach(),
             "top_layers": self.top_layers.state_dict() if self.cfg.train_top_layers else {},
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -963,13 +949,11 @@ class MLMHeadTrainer:
         if state["means"] is not None:
             self.centring.set_means(state["means"])
         self.step = int(state["step"])
-        self.elapsed_before = float(state["elapsed_s"])
-        self.t_start = time.perf_counter()
         self.resumed_from = self.step
 
     # -- training
     def train(self) -> str:
-        """Run steps until ``max_steps`` or the time budget; return what stopped it."""
+        """Run steps until ``max_steps``; return what stopped it."""
         cfg = self.cfg
         if cfg.objective == "prototype":
             return "prototype (no training)"
@@ -980,9 +964,6 @@ class MLMHeadTrainer:
         window: list[float] = []
         stopped = "max_steps"
         while self.step < cfg.max_steps:
-            if self._elapsed() >= cfg.time_budget_s:
-                stopped = "time_budget"
-                break
             with _autocast(self.bf16):
                 rows, targets, langs = self._step_inputs(self.step)
                 self._update_running_means(rows, langs)
@@ -1041,7 +1022,7 @@ class MLMHeadTrainer:
         self.prepare()
         encode_s = float(self.cache["encode_s"])
         stopped = self.train()
-        wall_s = self._elapsed()
+        wall_s = time.perf_counter() - self.t_start
         model = self.exported = self.export()
         proto = cfg.objective == "prototype"
         if proto and cfg.centre != "none":  # token-state language means, for the wrapper
@@ -1083,7 +1064,9 @@ class MLMHeadTrainer:
             "encode_s": round(encode_s, 2),
             "eval_s": round(time.perf_counter() - t_eval, 2),
             "encoded_sentences": cache["sentences"],
-            "encoded_all": bool(cache["complete"]),
+            "encoded_all": not cache["budget"]["cut_short"],
+            "available_sentences": len(self._interleaved()),
+            "budget": cache["budget"],
             "input": "unmasked" if proto else "masked",
             "masked_rows": None if proto else int(
                 len(cache["targets"]) if "targets" in cache

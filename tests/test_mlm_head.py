@@ -1,5 +1,6 @@
 """MLM-head training on a tiny BERT: it learns, saves faithfully, resumes exactly, obeys its
-time budget; the fill-mask metric is right on a rigged model with a known answer."""
+sentence budget and gives the same output on every run; the fill-mask metric is right on a
+rigged model with a known answer."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def texts(data_dir) -> dict[str, list[str]]:
 
 
 def _cfg(**kw) -> MLMHeadConfig:
-    base = dict(time_budget_s=120, max_steps=10, bf16=False, progress=False, eval_sentences=10,
+    base = dict(max_steps=10, bf16=False, progress=False, eval_sentences=10,
                 head_batch_size=64, batch_size=8, checkpoint_every=0, log_every=1,
                 held_out_fraction=0.1)
     return MLMHeadConfig(**{**base, **kw})
@@ -181,12 +182,42 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_model, texts, tmp_
         [x for _, x in full["loss_curve"]])
 
 
-def test_time_budget_stops_training(tiny_model, texts, tmp_path):
-    report = train_mlm_head(tiny_model, texts, tmp_path / "out",
-                            _cfg(time_budget_s=4.0, max_steps=10**9, train_top_layers=1))
-    assert report["stopped_by"] == "time_budget"
-    assert 0 < report["steps"] < 10**9
-    assert report["wall_s"] < 4.0 + 2.0  # at most one (tiny) step past the bound
+RUN_TIMES = ("wall_s", "encode_s", "eval_s")
+
+
+@pytest.mark.parametrize("objective", ["masked", "prototype"])
+def test_sentence_budget_cuts_short_and_is_recorded(tiny_model, texts, tmp_path, objective):
+    """A sentence budget below the available sentences encodes exactly that many, balanced
+    across languages, and says so; a budget above them encodes all and says it did not cut."""
+    small = train_mlm_head(tiny_model, texts, tmp_path / "small",
+                           _cfg(objective=objective, encode_sentences=21))
+    available = small["available_sentences"]
+    assert available > 21
+    assert small["budget"] == {"stage": "mlm", "kind": "sentences", "limit": 21, "used": 21,
+                               "cut_short": True}
+    assert sum(small["encoded_sentences"].values()) == 21
+    assert sorted(small["encoded_sentences"].values()) == [10, 11]  # round-robin
+    assert small["encoded_all"] is False
+    big = train_mlm_head(tiny_model, texts, tmp_path / "big",
+                         _cfg(objective=objective, encode_sentences=10**6))
+    assert big["budget"]["used"] == available and big["budget"]["cut_short"] is False
+    assert big["encoded_all"] is True
+
+
+def test_same_budget_same_output(tiny_model, texts, tmp_path):
+    """Two runs with the same inputs and budget give identical head weights and an identical
+    report apart from the run times: nothing depends on the machine's speed."""
+    cfg = _cfg(max_steps=6, train_top_layers=1, encode_sentences=40)
+    reports = []
+    for name in ("a", "b"):
+        report = train_mlm_head(tiny_model, texts, tmp_path / name, cfg)
+        reports.append({k: v for k, v in report.items() if k not in RUN_TIMES})
+    assert reports[0] == reports[1]
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 def test_prototype_head_reads_unmasked_tokens(tiny_model, texts, tmp_path):

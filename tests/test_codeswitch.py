@@ -26,6 +26,8 @@ from salt.codeswitch import (
     CodeSwitchConfig,
     CodeSwitchError,
     MaskedLMScorer,
+    StalePartialOutput,
+    Substitution,
     code_switch,
     code_switch_reference,
     codeswitch_stats,
@@ -36,6 +38,7 @@ from salt.codeswitch import (
     write_jsonl,
 )
 from salt.encoding import Encoded, encode_pairs
+from salt.runtime import decide
 from salt.vocab import build_vocabularies
 
 DATA = Path(os.environ.get("SALT_DATA_DIR", "/work/shared/data"))
@@ -61,6 +64,19 @@ class Env:
         en = load_local("xnli", "dev", "en", DATA)[1000:1040]
         self.pairs = encode_pairs(self.tok, en, max_length=40)
         self.specials = set(self.tok.all_special_ids)
+
+
+FP32 = decide("fp32", device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _fp32_default(monkeypatch):
+    """The fast path is compared with the fp32 definition: a call without ``runtime`` runs in
+    fp32 here whatever this CPU supports (``test_runtime_is_recorded`` passes one explicitly)."""
+    from salt.codeswitch import reference, switch
+
+    monkeypatch.setattr(switch, "decide", lambda *a, **k: FP32)
+    monkeypatch.setattr(reference, "decide", lambda *a, **k: FP32)
 
 
 @pytest.fixture(scope="module")
@@ -451,9 +467,10 @@ def test_resume_gives_the_uninterrupted_file(env: Env, tmp_path: Path) -> None:
     code_switch(env.model, env.tok, pairs, env.vocabs, cfg, out_path=part, progress=False)
     assert part.read_bytes() == full.read_bytes()
     other = replace(cfg, threshold=0.1)
-    with pytest.raises(CodeSwitchError, match="different 'config'"):
+    with pytest.raises(StalePartialOutput, match="different 'config'"):
         code_switch(env.model, env.tok, pairs, env.vocabs, other, out_path=part, progress=False)
-    with pytest.raises(CodeSwitchError, match="different 'input' \\('masked' vs now 'unmasked'\\)"):
+    with pytest.raises(StalePartialOutput,
+                       match="different 'input' \\('masked' vs now 'unmasked'\\)"):
         code_switch(env.model, env.tok, pairs, env.vocabs, replace(cfg, input="unmasked"),
                     out_path=part, progress=False)
     # a sidecar from before the input mode (no "input" anywhere) was masked: it still resumes
@@ -461,9 +478,29 @@ def test_resume_gives_the_uninterrupted_file(env: Env, tmp_path: Path) -> None:
     meta_path(part).write_text(json.dumps(meta))
     code_switch(env.model, env.tok, pairs, env.vocabs, cfg, out_path=part, progress=False)
     assert part.read_bytes() == full.read_bytes()
-    with pytest.raises(CodeSwitchError, match="different 'input'"):
+    with pytest.raises(StalePartialOutput, match="different 'input'"):
         code_switch(env.model, env.tok, pairs, env.vocabs, replace(cfg, input="unmasked"),
                     out_path=part, progress=False)
+
+
+def test_runtime_is_recorded_and_typed_records(env: Env, tmp_path: Path) -> None:
+    """An explicit runtime's precision goes into the sidecar (a partial file from another
+    precision is stale); substitutions come back as typed records, in memory and from disk."""
+    cfg = CodeSwitchConfig(threshold=0.0031, languages=("fr",), max_ratio=1.0)
+    out = tmp_path / "cs.jsonl"
+    recs = code_switch(env.model, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
+                       progress=False, runtime=FP32)
+    assert json.loads(meta_path(out).read_text())["precision"] == "fp32"
+    subs = [s for r in recs for s in r["substitutions"]]
+    assert subs and all(isinstance(s, Substitution) and s.tag == "fr" for s in subs)
+    other = replace(FP32, precision="bf16")
+    with pytest.raises(StalePartialOutput, match="different 'precision'"):
+        code_switch(env.model, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
+                    progress=False, runtime=other)
+    with pytest.raises(CodeSwitchError) as err:  # other errors are not "stale"
+        code_switch(env.model, env.tok, env.pairs[:6], env.vocabs,
+                    replace(cfg, threshold=float("nan")), out_path=out, progress=False)
+    assert not isinstance(err.value, StalePartialOutput)
 
 
 def test_input_mode_for(tmp_path: Path) -> None:

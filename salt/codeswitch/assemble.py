@@ -82,18 +82,21 @@ def build_context(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                 int(tokenizer.pad_token_id))
 
 
-# predictions[(i, position, lang)] = (best id, its probability); lang = source for synonyms
-Predictions = dict[tuple[int, int, str], tuple[int, float]]
+# predictions[(i, position, lang)] = (best id, its probability, renormalised over the
+# set); lang = source for synonyms
+Predictions = dict[tuple[int, int, str], tuple[int, float, float]]
 
 
 def best(probs: torch.Tensor, ids: torch.Tensor, exclude: torch.Tensor | None = None
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Arg-max id and probability per row of probs (M, |V|); ``exclude`` (M,) ids not allowed."""
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Arg-max id, its probability and that probability renormalised over the set, per row of
+    probs (M, |V|) (all (M,)); ``exclude`` (M,) ids not allowed."""
+    total = probs.sum(dim=-1)  # (M,) mass of the whole set (1 for "target" probabilities)
     if exclude is not None:
         hit = ids[None, :] == exclude[:, None]  # (M, |V|)
         probs = probs.masked_fill(hit, -1.0)
     p, k = probs.max(dim=-1)  # (M,), (M,)
-    return ids[k], p
+    return ids[k], p, p / total.clamp(min=1e-30)
 
 
 def assemble(ctx: SwitchContext, idx: Iterable[int], preds: Predictions) -> list[dict[str, Any]]:
@@ -108,15 +111,16 @@ def assemble(ctx: SwitchContext, idx: Iterable[int], preds: Predictions) -> list
             props = []
             for p in cands:
                 orig = int(e.input_ids[p])
-                new, prob = preds[(i, p, lang)]
+                new, prob, renorm = preds[(i, p, lang)]
                 if prob >= cfg.threshold and new != orig:
-                    props.append(Substitution(p, orig, new, prob, lang))
+                    props.append((Substitution(p, orig, new, prob, lang), renorm))
                 elif cfg.synonyms:
-                    new, prob = preds[(i, p, ctx.source_lang)]
+                    new, prob, renorm = preds[(i, p, ctx.source_lang)]
                     if prob >= cfg.synonym_threshold and new != orig:
-                        props.append(Substitution(p, orig, new, prob, SYNONYM_TAG))
-            props.sort(key=lambda s: (-s.probability, s.position))
-            subs = sorted(props[:limit], key=lambda s: s.position)
+                        props.append((Substitution(p, orig, new, prob, SYNONYM_TAG), renorm))
+            props.sort(key=lambda sr: (-sr[0].probability, sr[0].position))
+            kept = sorted(props[:limit], key=lambda sr: sr[0].position)
+            subs = [s for s, _ in kept]
             cs = list(e.input_ids)
             for p, _, new, _, _ in subs:
                 cs[p] = new
@@ -125,5 +129,9 @@ def assemble(ctx: SwitchContext, idx: Iterable[int], preds: Predictions) -> list
                 "cs_input_ids": cs,
                 "token_type_ids": list(e.token_type_ids) if e.token_type_ids is not None else None,
                 "label": int(e.label), "candidates": list(cands), "substitutions": subs,
+                # beside each substitution: its probability renormalised over the target set
+                # (= "probability" under normalize="target"); proposals above the threshold
+                # before the max_ratio cap (the cap bound when proposals > len(substitutions))
+                "renormalised": [r for _, r in kept], "proposals": len(props),
             })
     return out

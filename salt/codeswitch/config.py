@@ -43,8 +43,10 @@ class CodeSwitchConfig:
     """Parameters of offline code-switching; every one is recorded next to the output.
 
     threshold: probability the arg-max substitute needs (>= threshold); above 1 disables.
-    normalize: "target" = softmax over the target set's logits (default: probabilities comparable
-        across languages and vocabulary sizes); "full" = full-vocabulary softmax, then restricted.
+    normalize: "full" (default) = the full-vocabulary softmax restricted to the target set: the
+        model's own probability of the substitute, so a small set does not pass the threshold
+        merely by being small; "target" = softmax renormalised over the target set's logits.
+        Each record keeps the renormalised probability beside every substitution either way.
     languages: target languages; empty = every target language of the vocabularies.
     assignment: "round_robin" (copy c of example i goes to languages[(i + c) % n]) or "each"
         (one copy per language; ``copies`` must then be 1).
@@ -69,7 +71,7 @@ class CodeSwitchConfig:
     """
 
     threshold: float = 0.3
-    normalize: str = "target"
+    normalize: str = "full"
     languages: tuple[str, ...] = ()
     assignment: str = "round_robin"
     copies: int = 1

@@ -81,7 +81,8 @@ def fast_predictions(scorer: MaskedLMScorer, ctx: SwitchContext, idx: Sequence[i
             if lang == ctx.source_lang and cfg.synonyms:
                 excl = torch.tensor([ctx.encoded[rows_i[m]].input_ids[rows_t[m]] for m in ms],
                                     device=dev)
-            new, prob = best(probs, lids, excl)
+            new, prob, renorm = best(probs, lids, excl)
             for k, m in enumerate(ms):
-                preds[(rows_i[m], rows_t[m], lang)] = (int(new[k]), float(prob[k]))
+                preds[(rows_i[m], rows_t[m], lang)] = (int(new[k]), float(prob[k]),
+                                                       float(renorm[k]))
     return preds

@@ -39,6 +39,14 @@ def check_record(rec: Any, where: str) -> dict[str, Any]:
     if changed != {s[0] for s in subs}:
         raise CodeSwitchError(f"{where}: cs_input_ids changes positions "
                               f"{sorted(changed - {s[0] for s in subs})} without a substitution")
+    # optional keys (files from before them lack them)
+    if "renormalised" in rec and (not isinstance(rec["renormalised"], list)
+                                  or len(rec["renormalised"]) != len(subs)):
+        raise CodeSwitchError(f"{where}: renormalised must be a list with one value per "
+                              "substitution")
+    if "proposals" in rec and not (isinstance(rec["proposals"], int)
+                                   and rec["proposals"] >= len(subs)):
+        raise CodeSwitchError(f"{where}: proposals must be an int >= the substitutions")
     return rec
 
 

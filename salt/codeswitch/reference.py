@@ -40,8 +40,8 @@ def reference_predictions(model: PreTrainedModel, ctx: SwitchContext, idx: Itera
                 excl = None
                 if lang == ctx.source_lang and ctx.cfg.synonyms:
                     excl = torch.tensor([e.input_ids[p]], device=dev)
-                new, prob = best(probs, lids, excl)
-                preds[(i, p, lang)] = (int(new[0]), float(prob[0]))
+                new, prob, renorm = best(probs, lids, excl)
+                preds[(i, p, lang)] = (int(new[0]), float(prob[0]), float(renorm[0]))
     return preds
 
 

@@ -601,7 +601,40 @@ def test_stats_hand_computed(hand) -> None:
     syn = out[SYNONYM_TAG]
     assert (syn["records"], syn["substitutions"], syn["dictionary"]) == (4, 1, "not applicable")
     assert syn["top_pairs"] == [["red", "house", 1]]
-    assert codeswitch_stats(recs, tok)["per_language"]["fr"]["dictionary"] == "not checked"
+    assert codeswitch_stats(recs, tok)["per_language"]["fr"]["dictionary"] == "not run"
+
+
+def test_stats_by_type_content_cap_leak_and_arm(hand) -> None:
+    """Precision by type differs from the token-weighted share when a pair repeats; content
+    words leave out the most frequent English candidate words; the cap share counts records
+    whose proposals exceeded their substitutions; the leak rate counts ids of other sets."""
+    from salt.vocab import LanguageVocabs, VocabRule
+
+    tok, muse, v = hand
+    s = ["[CLS]", "the", "red", "cat", ",", "the", "house", "[SEP]"]
+    a = rec(v, "fr", s, [(1, "Le", 0.9, "fr"), (3, "chat", 0.5, "fr"), (6, "rouge", 0.4, "fr")],
+            [1, 2, 3, 5, 6])
+    b = rec(v, "fr", [*s[:4], "[SEP]"], [(3, "chat", 0.6, "fr")], [1, 2, 3])
+    a["proposals"], b["proposals"] = 5, 1
+    vocabs = LanguageVocabs("en", VocabRule(), {
+        "en": {v["the"]: ("the", 1, 1, 1)},
+        "fr": {v[w]: (w, 1, 0, 1) for w in ("Le", "chat", "rouge", "le")},
+        "sw": {v[w]: (w, 1, 0, 1) for w in ("nyumba", "chat")}})
+    out = codeswitch_stats([a, b], tok, muse_dir=muse, vocabs=vocabs, input_mode="unmasked",
+                           function_top_k=1)
+    fr = out["per_language"]["fr"]
+    d = fr["dictionary"]
+    # pairs: the->Le, cat->chat (twice), house->rouge; translations: the->Le, cat->chat
+    assert d["share"] == pytest.approx(3 / 4) and d["precision_by_type"] == pytest.approx(2 / 3)
+    # "the" is the most frequent candidate word: content pairs cat->chat (x2), house->rouge
+    assert d["content_words"]["share"] == pytest.approx(2 / 3)
+    assert d["content_words"]["precision_by_type"] == pytest.approx(1 / 2)
+    assert fr["cap_bound_share"] == pytest.approx(1 / 2)
+    assert fr["set_size"] == 4 and fr["leak_rate"] == pytest.approx(2 / 4)  # chat is in sw
+    assert out["arm"] == "prototype-lexicon code-switching + mixup"
+    assert codeswitch_stats([a], tok, input_mode="masked")["arm"].startswith("MLM-head")
+    with pytest.raises(CodeSwitchError, match="input mode"):
+        codeswitch_stats([a], tok, input_mode="prototype")
 
 
 def test_muse_format(tmp_path: Path) -> None:

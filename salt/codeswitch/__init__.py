@@ -61,6 +61,8 @@ from salt.codeswitch.scorer import (
     restricted_probs,
 )
 from salt.codeswitch.stats import (
+    ARMS,
+    arm_name,
     codeswitch_stats,
     read_muse,
 )
@@ -71,6 +73,7 @@ from salt.codeswitch.switch import (
 )
 
 __all__ = [
+    "ARMS",
     "ASSIGNMENT",
     "CANDIDATE",
     "INPUT",
@@ -83,6 +86,7 @@ __all__ = [
     "MaskedLMScorer",
     "StalePartialOutput",
     "Substitution",
+    "arm_name",
     "candidate_positions",
     "code_switch",
     "code_switch_reference",

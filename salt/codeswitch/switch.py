@@ -28,7 +28,7 @@ from salt.codeswitch.fast import fast_predictions
 from salt.codeswitch.records import parse_line, read_jsonl
 from salt.codeswitch.scorer import MaskedLMScorer
 from salt.encoding import Encoded
-from salt.mlm_head import REPORT_FILE as HEAD_REPORT_FILE
+from salt.mlm.config import REPORT_FILE as HEAD_REPORT_FILE
 from salt.runtime import Runtime, decide
 from salt.vocab import LanguageVocabs
 

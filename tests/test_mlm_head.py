@@ -193,8 +193,9 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_model, texts, tmp_
 def test_sentence_budget_cuts_short_and_is_recorded(tiny_model, texts, tmp_path, objective):
     """A sentence budget below the available sentences encodes exactly that many, balanced
     across languages, and says so; a budget above them encodes all and says it did not cut."""
-    small = train_mlm_head(tiny_model, texts, tmp_path / "small",
-                           _cfg(objective=objective, encode_sentences=21), runtime=FP32)
+    with pytest.warns(UserWarning, match="cut the training text short: 21 of"):
+        small = train_mlm_head(tiny_model, texts, tmp_path / "small",
+                               _cfg(objective=objective, encode_sentences=21), runtime=FP32)
     available = small["available_sentences"]
     assert available > 21
     assert small["budget"] == {"stage": "mlm", "kind": "sentences", "limit": 21, "used": 21,

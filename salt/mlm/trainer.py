@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -180,6 +181,10 @@ class MLMHeadTrainer:
                 return cache
         everything = interleaved(self.train_ids, self.languages)
         order, budget = budgeted_order(everything, self.cfg.encode_sentences)
+        if budget["cut_short"]:  # recorded in mlm_head.json too; said here so no one misses it
+            warnings.warn(f"mlm: encode_sentences={budget['limit']} cut the training text short: "
+                          f"{budget['used']} of {len(everything)} sentences encoded",
+                          stacklevel=2)
         if self.cfg.objective == "prototype":
             cache = encoder.encode_prototypes(order)
         else:

@@ -20,7 +20,7 @@ from salt.e5.binformat import DTYPE_F32, DTYPE_Q4_0, default_bin_path, parse_e5_
 from salt.e5.convert import bert_config, build_tokenizer, to_bert_state_dict
 
 #: bump when the conversion output changes, so cached folders are rebuilt
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2  # 2: salt_source.json no longer records the (clock-dependent) time
 MARKER_FILE = ".salt_e5_complete"
 SOURCE_FILE = "salt_source.json"
 QUERY_PREFIX = "query: "
@@ -64,7 +64,6 @@ def materialize_e5(out_dir: str | Path, bin_path: str | Path | None = None,
     if not force and is_materialized(out_dir, sha):
         return out_dir
 
-    t0 = time.perf_counter()
     e5 = parse_e5_bin(bin_path)
     if e5.sha256 != sha:
         raise ValueError(f"{bin_path}: file changed while being read")
@@ -86,7 +85,6 @@ def materialize_e5(out_dir: str | Path, bin_path: str | Path | None = None,
             "bin_sha256": sha,
             "bin_format_version": e5.version,
             "conversion_version": CONVERSION_VERSION,
-            "conversion_seconds": round(time.perf_counter() - t0, 2),
             "facts": {
                 "architecture": "BertModel (multilingual-e5-small), absolute positions from 0",
                 "hidden": e5.hidden, "layers": e5.layers, "heads": e5.heads, "ffn": e5.ffn,

@@ -8,6 +8,7 @@ substitutions pass while others do not; the properties do not depend on predicti
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -491,7 +492,15 @@ def test_runtime_is_recorded_and_typed_records(env: Env, tmp_path: Path) -> None
     out = tmp_path / "cs.jsonl"
     recs = code_switch(env.model, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
                        progress=False, runtime=FP32)
-    assert json.loads(meta_path(out).read_text())["precision"] == "fp32"
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["precision"] == "fp32"
+    assert str(tmp_path) not in meta_path(out).read_text() and "/" not in meta["model"]
+    other_head = copy.deepcopy(env.model)
+    with torch.no_grad():
+        other_head.get_output_embeddings().bias.add_(1e-3)
+    with pytest.raises(StalePartialOutput, match="different 'model'"):
+        code_switch(other_head, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
+                    progress=False, runtime=FP32)
     subs = [s for r in recs for s in r["substitutions"]]
     assert subs and all(isinstance(s, Substitution) and s.tag == "fr" for s in subs)
     other = replace(FP32, precision="bf16")

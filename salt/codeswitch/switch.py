@@ -40,6 +40,17 @@ def _inputs_digest(encoded: Sequence[Encoded]) -> str:
     return h.hexdigest()[:16]
 
 
+def _model_fingerprint(model: PreTrainedModel) -> str:
+    """A digest of the weights that decide the substitutions (the output head), so a partial
+    file from another model is refused; never the model's path (no machine paths in outputs)."""
+    h = hashlib.sha256()
+    head = model.get_output_embeddings()
+    tensors = list(head.parameters()) if head is not None else list(model.parameters())[-2:]
+    for t in tensors:
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return f"{type(model).__name__}:{h.hexdigest()[:16]}"
+
+
 def _append(out: Path, recs: Sequence[dict[str, Any]]) -> None:
     """Append one chunk's records durably (a crash leaves at most a torn last line)."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
@@ -62,7 +73,7 @@ def _meta(ctx: SwitchContext, vocabs: LanguageVocabs, model: PreTrainedModel,
         "config": cfg,
         "vocab_rule": asdict(vocabs.rule),
         "vocab_digests": {lang: vocabs.digest(lang) for lang in ctx.lang_ids},
-        "model": str(getattr(model.config, "_name_or_path", "")),
+        "model": _model_fingerprint(model),
         "precision": runtime.precision,
         "inputs": {"n": len(ctx.encoded), "digest": _inputs_digest(ctx.encoded)},
     }

@@ -535,7 +535,8 @@ def build_vocabularies(tokenizer: PreTrainedTokenizerBase,
         corpus[lang] = {"texts": len(texts), "tokens": total, "distinct_ids": len(counts)}
     seen = sorted(set().union(*counts_by_lang.values()))
     pieces = dict(zip(seen, tokenizer.convert_ids_to_tokens(seen), strict=True))
-    info = {"name_or_path": str(getattr(tokenizer, "name_or_path", "")), "size": len(tokenizer),
+    # the tokenizer by name (a folder's last component), never a machine path
+    info = {"name": Path(str(getattr(tokenizer, "name_or_path", ""))).name, "size": len(tokenizer),
             "class": type(tokenizer).__name__}
     return build_from_counts(pieces, counts_by_lang, special_ids(tokenizer), source_lang,
                              vrule, scheme, info, corpus, whole_by_lang)

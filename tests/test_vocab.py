@@ -249,6 +249,8 @@ def test_save_load_roundtrip(tiny, tmp_path) -> None:
     v = build_vocabularies(tok, texts, min_count=3, source_top_k=50)
     path = v.save(tmp_path / "vocabs.json")
     data = json.loads(path.read_text(encoding="utf-8"))
+    assert str(tmp_path.parent) not in path.read_text(encoding="utf-8")  # no machine paths
+    assert "/" not in data["tokenizer"]["name"]
     assert data["rule"] == {"min_count": 3, "whole_words": True, "source_top_k": 50,
                             "source_max_count": None, "source_share_ratio": 1.0,
                             "other_share_ratio": 4.0, "script_check": True,

@@ -41,9 +41,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from transformers import PreTrainedTokenizerBase
 
 FORMAT = "salt-vocabs/1"
@@ -339,6 +340,55 @@ def select_ids(pieces: Mapping[int, str], counts: Mapping[int, int],
     return sorted(keep), dict(removed)
 
 
+# ----------------------------------------------------------------------------- the file
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VocabEntry(_Strict):
+    id: int
+    piece: str
+    count: int
+    count_whole: int
+    count_source: int
+
+
+class VocabLanguage(_Strict):
+    role: Literal["source", "target"]
+    size: int
+    corpus: dict[str, int] = {}
+    removed: dict[str, int] = {}
+    entries: list[VocabEntry]
+
+
+class VocabFile(_Strict):
+    """The saved vocabulary file (``LanguageVocabs.save``), checked on load."""
+
+    format: Literal[FORMAT]  # type: ignore[valid-type]
+    source_lang: str
+    rule: dict[str, Any]
+    tokenizer: dict[str, Any] = {}
+    languages: dict[str, VocabLanguage]
+
+
+def _validation_message(err: ValidationError) -> str:
+    """The first problem of a validation error as "key 'a.b[3].c' ...": what and where."""
+    first = err.errors()[0]
+    key = ""
+    for part in first["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    kind = first["type"]
+    if kind == "missing":
+        return f"missing key '{key}'"
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}'"
+    if kind.endswith("_type") or kind == "model_type":
+        return f"key '{key}' has type {type(first.get('input')).__name__}"
+    return f"key '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
 # ----------------------------------------------------------------------------- the sets
 
 
@@ -408,49 +458,34 @@ class LanguageVocabs:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise VocabError(f"{path}: not valid JSON ({err})") from None
 
-        def need(obj: Any, key: str, typ: type | tuple[type, ...], where: str) -> Any:
-            if not isinstance(obj, dict) or key not in obj:
-                raise VocabError(f"{path}: missing key '{where}{key}'")
-            val = obj[key]
-            if not isinstance(val, typ) or (typ is int and isinstance(val, bool)):
-                raise VocabError(f"{path}: key '{where}{key}' has type {type(val).__name__}")
-            return val
-
-        if need(data, "format", str, "") != FORMAT:
-            raise VocabError(f"{path}: key 'format' is {data['format']!r}, expected {FORMAT!r}")
-        source = need(data, "source_lang", str, "")
-        rule_d = need(data, "rule", dict, "")
-        known = set(VocabRule.__dataclass_fields__)
-        unknown = set(rule_d) - known
+        try:
+            doc = VocabFile.model_validate(data)
+        except ValidationError as err:
+            raise VocabError(f"{path}: {_validation_message(err)}") from None
+        unknown = set(doc.rule) - set(VocabRule.__dataclass_fields__)
         if unknown:
             raise VocabError(f"{path}: unknown key(s) under 'rule': {sorted(unknown)}")
         try:
-            rule = VocabRule(**rule_d)
+            rule = VocabRule(**doc.rule)
             rule.check()
         except (TypeError, VocabError) as err:
             raise VocabError(f"{path}: key 'rule': {err}") from None
-        langs = need(data, "languages", dict, "")
-        if source not in langs:
-            raise VocabError(f"{path}: key 'languages' has no entry for source language {source!r}")
+        if doc.source_lang not in doc.languages:
+            raise VocabError(f"{path}: key 'languages' has no entry for source language "
+                             f"{doc.source_lang!r}")
         entries: dict[str, dict[int, tuple[str, int, int, int]]] = {}
-        corpus: dict[str, dict[str, int]] = {}
-        removed: dict[str, dict[str, int]] = {}
-        for lang, block in langs.items():
-            where = f"languages.{lang}."
-            rows = need(block, "entries", list, where)
+        for lang, block in doc.languages.items():
             ent: dict[int, tuple[str, int, int, int]] = {}
-            for k, row in enumerate(rows):
-                w = f"{where}entries[{k}]."
-                i = need(row, "id", int, w)
-                if i in ent:
-                    raise VocabError(f"{path}: key '{w}id': duplicate id {i}")
-                ent[i] = (need(row, "piece", str, w), need(row, "count", int, w),
-                          need(row, "count_source", int, w), need(row, "count_whole", int, w))
+            for k, row in enumerate(block.entries):
+                if row.id in ent:
+                    raise VocabError(f"{path}: key 'languages.{lang}.entries[{k}].id': "
+                                     f"duplicate id {row.id}")
+                ent[row.id] = (row.piece, row.count, row.count_source, row.count_whole)
             entries[lang] = ent
-            corpus[lang] = dict(block.get("corpus", {}))
-            removed[lang] = dict(block.get("removed", {}))
-        return cls(source_lang=source, rule=rule, entries=entries,
-                   tokenizer_info=dict(data.get("tokenizer", {})), corpus=corpus, removed=removed)
+        return cls(source_lang=doc.source_lang, rule=rule, entries=entries,
+                   tokenizer_info=dict(doc.tokenizer),
+                   corpus={lang: dict(b.corpus) for lang, b in doc.languages.items()},
+                   removed={lang: dict(b.removed) for lang, b in doc.languages.items()})
 
     def check_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
         """Refuse a tokenizer other than the one the sets were built with (size and pieces)."""

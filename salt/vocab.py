@@ -12,6 +12,11 @@ A sub-word id belongs to target language L's set when
    frequent English ids, not seen ``source_max_count`` or more times in the English text, and
    (``source_share_ratio`` r) its share of English tokens is below r times its share of L's
    tokens (each test may be switched off with None);
+2b. (``other_share_ratio`` r', default 4) no other target language uses it much more: its share
+   of any other target language's tokens (seen there at least ``min_count`` times) is below r'
+   times its share of L's tokens, so Spanish "y" leaves the French set while "de" stays in both;
+2c. (``script_check``) its letters are written in L's script (``LANGUAGE_SCRIPTS``: an id of the
+   Thai set must be Thai, of the French set Latin); a language not listed is not checked;
 3. it is not a special token, and its piece (marker stripped) is not empty and not made only of
    digits, punctuation, symbols and whitespace;
 4. with ``word_start_only`` (default): it starts a word (WordPiece: no ``##`` prefix;
@@ -22,7 +27,7 @@ A sub-word id belongs to target language L's set when
    and without this those languages would get almost empty sets.
 
 The source language's own set (used only by the optional synonym mode, the seed's unverified C5)
-follows the same rule without test 2.
+follows the same rule without tests 2 and 2b.
 
 Nothing here reads a dictionary or parallel text: only each language's monolingual text.
 """
@@ -36,9 +41,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from transformers import PreTrainedTokenizerBase
 
 FORMAT = "salt-vocabs/1"
@@ -77,6 +83,40 @@ def _is_unspaced_char(ch: str) -> bool:
 def _is_punct_char(ch: str) -> bool:
     cat = unicodedata.category(ch)
     return ch.isspace() or cat[0] in "PSZ" or cat in ("Cc", "Cf")
+
+
+# Unicode script (first word of a letter's character name) of each task language's writing;
+# a language not listed here is not script-checked
+LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
+    **{lang: frozenset({"LATIN"}) for lang in ("de", "en", "es", "fr", "sw", "tr", "vi")},
+    "ar": frozenset({"ARABIC"}), "ur": frozenset({"ARABIC"}),
+    "bg": frozenset({"CYRILLIC"}), "ru": frozenset({"CYRILLIC"}),
+    "el": frozenset({"GREEK"}), "hi": frozenset({"DEVANAGARI"}), "th": frozenset({"THAI"}),
+    "zh": frozenset({"CJK"}), "ja": frozenset({"CJK", "HIRAGANA", "KATAKANA"}),
+    "ko": frozenset({"HANGUL"}),
+}
+
+
+def letter_scripts(text: str) -> set[str]:
+    """Scripts of the letters of ``text`` (combining marks, digits and punctuation ignored)."""
+    out = set()
+    for ch in text:
+        if unicodedata.category(ch)[0] not in "LM":
+            continue
+        name = unicodedata.name(ch, "")
+        if name and not name.startswith("COMBINING"):
+            out.add(name.split()[0])
+    return out
+
+
+def in_script(text: str, lang: str) -> bool:
+    """Whether ``text`` is written in ``lang``'s script: at least one letter, every letter of
+    one of its scripts (True for a language without a known script)."""
+    scripts = LANGUAGE_SCRIPTS.get(lang)
+    if scripts is None:
+        return True
+    found = letter_scripts(text)
+    return bool(found) and found <= scripts
 
 
 def _is_digit_or_punct_char(ch: str) -> bool:
@@ -204,6 +244,10 @@ class VocabRule:
     source_share_ratio: float | None = 1.0  # exclude ids whose share of source tokens is >=
     # ratio x their share of the language's tokens (None: off): names and English words that
     # occur in the language's text about as often as in English are English's, not L's
+    other_share_ratio: float | None = 4.0  # exclude from target L an id whose share of another
+    # target language's tokens is >= ratio x its share of L's (None: off): "y" in French
+    # copies is Spanish's; shared words used alike ("de") stay
+    script_check: bool = True  # an id of L's set is written in L's script (LANGUAGE_SCRIPTS)
     word_start_only: bool = True  # keep only pieces that start a word
     unspaced_scripts: bool = True  # pieces only in CJK/Thai/... scripts count as word starts
     scheme: str | None = None  # "wordpiece" | "metaspace"; None: detected from the vocabulary
@@ -215,9 +259,10 @@ class VocabRule:
             raise VocabError(f"source_top_k: must be >= 0 or None, got {self.source_top_k}")
         if self.source_max_count is not None and self.source_max_count < 1:
             raise VocabError(f"source_max_count: must be >= 1 or None, got {self.source_max_count}")
-        if self.source_share_ratio is not None and not self.source_share_ratio > 0:
-            raise VocabError(f"source_share_ratio: must be > 0 or None, "
-                             f"got {self.source_share_ratio}")
+        for key in ("source_share_ratio", "other_share_ratio"):
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise VocabError(f"{key}: must be > 0 or None, got {value}")
 
 
 def source_frequent(source_counts: Mapping[int, int], rule: VocabRule) -> set[int]:
@@ -231,17 +276,35 @@ def source_frequent(source_counts: Mapping[int, int], rule: VocabRule) -> set[in
     return out
 
 
+def other_frequent(counts: Mapping[int, int], other_counts: Mapping[str, Mapping[int, int]],
+                   rule: VocabRule) -> set[int]:
+    """Ids another language uses much more (``other_share_ratio``) than this one: seen at least
+    ``min_count`` times there, with a share of its tokens >= ratio x the share here."""
+    if rule.other_share_ratio is None:
+        return set()
+    n_lang = sum(counts.values()) or 1
+    out = set()
+    for other in other_counts.values():
+        n_other = sum(other.values()) or 1
+        out.update(i for i, c in counts.items()
+                   if other.get(i, 0) >= rule.min_count
+                   and other.get(i, 0) / n_other >= rule.other_share_ratio * c / n_lang)
+    return out
+
+
 def select_ids(pieces: Mapping[int, str], counts: Mapping[int, int],
                source_counts: Mapping[int, int], specials: set[int], rule: VocabRule,
                scheme: PieceScheme, exclude_source: bool = True,
-               whole_counts: Mapping[int, int] | None = None
+               whole_counts: Mapping[int, int] | None = None, lang: str | None = None,
+               other_counts: Mapping[str, Mapping[int, int]] | None = None
                ) -> tuple[list[int], dict[str, int]]:
     """Apply the rule to precomputed counts. Returns the sorted ids and how many ids each test
     removed (among ids seen at least once), so a reader can see where the set shrank.
 
     ``pieces`` maps id -> piece string; ``exclude_source=False`` builds the source set itself;
     ``whole_counts`` (whole-word occurrences) feed min_count under ``rule.whole_words`` (None:
-    every occurrence counts as whole).
+    every occurrence counts as whole). ``lang`` (the set's language) enables the script test;
+    ``other_counts`` (other target languages' counts) the other-language guard.
     """
     min_counts = whole_counts if (rule.whole_words and whole_counts is not None) else counts
     rule.check()
@@ -251,8 +314,10 @@ def select_ids(pieces: Mapping[int, str], counts: Mapping[int, int],
         n_lang = sum(counts.values()) or 1
         frequent.update(i for i, c in counts.items() if source_counts.get(i, 0) / n_src
                         >= rule.source_share_ratio * c / n_lang)
-    removed = Counter({k: 0 for k in ("special", "digits_punct", "continuation",
-                                      "below_min_count", "source_frequent")})
+    others = other_frequent(counts, other_counts or {}, rule) if exclude_source else set()
+    removed = Counter({k: 0 for k in ("special", "digits_punct", "continuation", "script",
+                                      "below_min_count", "source_frequent",
+                                      "other_language_frequent")})
     keep: list[int] = []
     for i in counts:
         piece = pieces.get(i)
@@ -262,13 +327,66 @@ def select_ids(pieces: Mapping[int, str], counts: Mapping[int, int],
             removed["digits_punct"] += 1
         elif rule.word_start_only and not scheme.is_word_start(piece, rule.unspaced_scripts):
             removed["continuation"] += 1
+        elif rule.script_check and lang is not None and not in_script(scheme.text(piece), lang):
+            removed["script"] += 1
         elif min_counts.get(i, 0) < rule.min_count:
             removed["below_min_count"] += 1
         elif i in frequent:
             removed["source_frequent"] += 1
+        elif i in others:
+            removed["other_language_frequent"] += 1
         else:
             keep.append(i)
     return sorted(keep), dict(removed)
+
+
+# ----------------------------------------------------------------------------- the file
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class VocabEntry(_Strict):
+    id: int
+    piece: str
+    count: int
+    count_whole: int
+    count_source: int
+
+
+class VocabLanguage(_Strict):
+    role: Literal["source", "target"]
+    size: int
+    corpus: dict[str, int] = {}
+    removed: dict[str, int] = {}
+    entries: list[VocabEntry]
+
+
+class VocabFile(_Strict):
+    """The saved vocabulary file (``LanguageVocabs.save``), checked on load."""
+
+    format: Literal[FORMAT]  # type: ignore[valid-type]
+    source_lang: str
+    rule: dict[str, Any]
+    tokenizer: dict[str, Any] = {}
+    languages: dict[str, VocabLanguage]
+
+
+def _validation_message(err: ValidationError) -> str:
+    """The first problem of a validation error as "key 'a.b[3].c' ...": what and where."""
+    first = err.errors()[0]
+    key = ""
+    for part in first["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    kind = first["type"]
+    if kind == "missing":
+        return f"missing key '{key}'"
+    if kind == "extra_forbidden":
+        return f"unknown key '{key}'"
+    if kind.endswith("_type") or kind == "model_type":
+        return f"key '{key}' has type {type(first.get('input')).__name__}"
+    return f"key '{key}': {first['msg']} (got {first.get('input')!r})"
 
 
 # ----------------------------------------------------------------------------- the sets
@@ -340,49 +458,34 @@ class LanguageVocabs:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise VocabError(f"{path}: not valid JSON ({err})") from None
 
-        def need(obj: Any, key: str, typ: type | tuple[type, ...], where: str) -> Any:
-            if not isinstance(obj, dict) or key not in obj:
-                raise VocabError(f"{path}: missing key '{where}{key}'")
-            val = obj[key]
-            if not isinstance(val, typ) or (typ is int and isinstance(val, bool)):
-                raise VocabError(f"{path}: key '{where}{key}' has type {type(val).__name__}")
-            return val
-
-        if need(data, "format", str, "") != FORMAT:
-            raise VocabError(f"{path}: key 'format' is {data['format']!r}, expected {FORMAT!r}")
-        source = need(data, "source_lang", str, "")
-        rule_d = need(data, "rule", dict, "")
-        known = set(VocabRule.__dataclass_fields__)
-        unknown = set(rule_d) - known
+        try:
+            doc = VocabFile.model_validate(data)
+        except ValidationError as err:
+            raise VocabError(f"{path}: {_validation_message(err)}") from None
+        unknown = set(doc.rule) - set(VocabRule.__dataclass_fields__)
         if unknown:
             raise VocabError(f"{path}: unknown key(s) under 'rule': {sorted(unknown)}")
         try:
-            rule = VocabRule(**rule_d)
+            rule = VocabRule(**doc.rule)
             rule.check()
         except (TypeError, VocabError) as err:
             raise VocabError(f"{path}: key 'rule': {err}") from None
-        langs = need(data, "languages", dict, "")
-        if source not in langs:
-            raise VocabError(f"{path}: key 'languages' has no entry for source language {source!r}")
+        if doc.source_lang not in doc.languages:
+            raise VocabError(f"{path}: key 'languages' has no entry for source language "
+                             f"{doc.source_lang!r}")
         entries: dict[str, dict[int, tuple[str, int, int, int]]] = {}
-        corpus: dict[str, dict[str, int]] = {}
-        removed: dict[str, dict[str, int]] = {}
-        for lang, block in langs.items():
-            where = f"languages.{lang}."
-            rows = need(block, "entries", list, where)
+        for lang, block in doc.languages.items():
             ent: dict[int, tuple[str, int, int, int]] = {}
-            for k, row in enumerate(rows):
-                w = f"{where}entries[{k}]."
-                i = need(row, "id", int, w)
-                if i in ent:
-                    raise VocabError(f"{path}: key '{w}id': duplicate id {i}")
-                ent[i] = (need(row, "piece", str, w), need(row, "count", int, w),
-                          need(row, "count_source", int, w), need(row, "count_whole", int, w))
+            for k, row in enumerate(block.entries):
+                if row.id in ent:
+                    raise VocabError(f"{path}: key 'languages.{lang}.entries[{k}].id': "
+                                     f"duplicate id {row.id}")
+                ent[row.id] = (row.piece, row.count, row.count_source, row.count_whole)
             entries[lang] = ent
-            corpus[lang] = dict(block.get("corpus", {}))
-            removed[lang] = dict(block.get("removed", {}))
-        return cls(source_lang=source, rule=rule, entries=entries,
-                   tokenizer_info=dict(data.get("tokenizer", {})), corpus=corpus, removed=removed)
+        return cls(source_lang=doc.source_lang, rule=rule, entries=entries,
+                   tokenizer_info=dict(doc.tokenizer),
+                   corpus={lang: dict(b.corpus) for lang, b in doc.languages.items()},
+                   removed={lang: dict(b.removed) for lang, b in doc.languages.items()})
 
     def check_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
         """Refuse a tokenizer other than the one the sets were built with (size and pieces)."""
@@ -424,8 +527,10 @@ def build_from_counts(pieces: Mapping[int, str], counts_by_lang: Mapping[str, Ma
     removed: dict[str, dict[str, int]] = {}
     for lang, counts in counts_by_lang.items():
         whole = wholes.get(lang, counts)
+        others = {m: c for m, c in counts_by_lang.items() if m not in (lang, source_lang)}
         ids, rem = select_ids(pieces, counts, src, specials, rule, scheme,
-                              exclude_source=lang != source_lang, whole_counts=whole)
+                              exclude_source=lang != source_lang, whole_counts=whole, lang=lang,
+                              other_counts=others)
         entries[lang] = {i: (pieces[i], int(counts[i]), int(src.get(i, 0)), int(whole.get(i, 0)))
                          for i in ids}
         removed[lang] = rem
@@ -465,7 +570,8 @@ def build_vocabularies(tokenizer: PreTrainedTokenizerBase,
         corpus[lang] = {"texts": len(texts), "tokens": total, "distinct_ids": len(counts)}
     seen = sorted(set().union(*counts_by_lang.values()))
     pieces = dict(zip(seen, tokenizer.convert_ids_to_tokens(seen), strict=True))
-    info = {"name_or_path": str(getattr(tokenizer, "name_or_path", "")), "size": len(tokenizer),
+    # the tokenizer by name (a folder's last component), never a machine path
+    info = {"name": Path(str(getattr(tokenizer, "name_or_path", ""))).name, "size": len(tokenizer),
             "class": type(tokenizer).__name__}
     return build_from_counts(pieces, counts_by_lang, special_ids(tokenizer), source_lang,
                              vrule, scheme, info, corpus, whole_by_lang)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from salt import bench
+from benchmarks import common, evaluate, pipeline, run
 
 FIGURES = (
     "matmul_fp32", "matmul_bf16", "codeswitch_fast", "codeswitch_reference", "train_ours",
@@ -34,7 +34,7 @@ def report(tmp_path_factory, data_dir):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert bench.main(["--model", "tiny", "--size", "tiny", "--repeats", "1", "--out",
+        assert run.main(["--model", "tiny", "--size", "tiny", "--repeats", "1", "--out",
                            str(root / "reports"), "--pipeline-log", str(timings),
                            "--params", str(root / "no-params.yaml")]) == 0
     finally:
@@ -53,7 +53,7 @@ def test_json_has_every_figure_with_required_keys(report):
         assert f["meets_target"] in (True, False, None)
         if f["target"] is not None:
             assert isinstance(f["meets_target"], bool), name
-    for name, target in bench.TARGETS.items():
+    for name, target in common.TARGETS.items():
         assert figs[name]["target"] == target
         assert data["targets"][name]["meets_target"] == figs[name]["meets_target"]
     for name in ("codeswitch_fast", "train_ours", "train_salt_step", "eval_ours"):
@@ -79,7 +79,7 @@ def test_markdown_written(report):
 
 
 def test_missing_pipeline_log_is_not_measured(tmp_path):
-    figs, stages = bench.bench_pipeline(tmp_path / "absent")
+    figs, stages = pipeline.bench_pipeline(tmp_path / "absent")
     assert stages == []
     total = next(f for f in figs if f.name == "pipeline_total")
     assert total.value is None and total.meets_target is None
@@ -90,7 +90,7 @@ def test_partial_pipeline_is_not_judged(tmp_path):
     """With params.yaml's stage list, a run missing stages gets no verdict on its total."""
     (tmp_path / "prepare.json").write_text(json.dumps(
         {"command": "prepare", "wall_s": 1.0, "peak_rss_mb": 100.0}))
-    figs, _ = bench.bench_pipeline(tmp_path, Path(__file__).parents[1] / "params.yaml")
+    figs, _ = pipeline.bench_pipeline(tmp_path, Path(__file__).parents[1] / "params.yaml")
     total = next(f for f in figs if f.name == "pipeline_total")
     assert total.value == 1.0 and total.meets_target is None
     assert "train-xnli-baseline-0" in total.details["missing_stages"]
@@ -99,14 +99,30 @@ def test_partial_pipeline_is_not_judged(tmp_path):
 
 def test_targets_and_padding_waste():
     ge = {"op": ">=", "value": 10.0, "of": "ratio"}
-    assert bench.check_target(ge, 1.0, 12.0) is True
-    assert bench.check_target(ge, 100.0, 9.0) is False
-    assert bench.check_target(ge, 1.0, None) is None
-    assert bench.check_target(None, 1.0, 1.0) is None
-    assert bench.figure("train_salt_step", [2.0, 1.0, 3.0], "ms/example", [1.2, 1.0, 1.05]
-                        ).as_dict() | {"details": {}} == bench.Figure(
+    assert common.check_target(ge, 1.0, 12.0) is True
+    assert common.check_target(ge, 100.0, 9.0) is False
+    assert common.check_target(ge, 1.0, None) is None
+    assert common.check_target(None, 1.0, 1.0) is None
+    assert common.figure("train_salt_step", [2.0, 1.0, 3.0], "ms/example", [1.2, 1.0, 1.05]
+                        ).as_dict() | {"details": {}} == common.Figure(
         "train_salt_step", 2.0, "ms/example", 1.0, 3.0, 3, 1.05, 1.0, 1.2, None,
-        bench.TARGETS["train_salt_step"], True).as_dict()
+        common.TARGETS["train_salt_step"], True).as_dict()
     # lengths 2 and 4 in one batch: 8 positions, 2 of them padding
-    assert bench.padding_waste([2, 4], [[0, 1]]) == pytest.approx(0.25)
-    assert bench.padding_waste([2, 4], [[0], [1]]) == 0.0
+    assert evaluate.padding_waste([2, 4], [[0, 1]]) == pytest.approx(0.25)
+    assert evaluate.padding_waste([2, 4], [[0], [1]]) == 0.0
+
+
+def test_benchmarks_live_outside_the_package():
+    """``salt/`` ships no benchmark code and never imports the benchmarks; the suite runs as
+    ``python -m benchmarks``."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    assert not (root / "salt" / "bench.py").exists()
+    for path in (root / "salt").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "import benchmarks" not in text and "from benchmarks" not in text, path
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=root,
+                          capture_output=True, text=True, check=True)
+    assert "--pipeline-log" in done.stdout

@@ -8,6 +8,7 @@ substitutions pass while others do not; the properties do not depend on predicti
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -26,6 +27,8 @@ from salt.codeswitch import (
     CodeSwitchConfig,
     CodeSwitchError,
     MaskedLMScorer,
+    StalePartialOutput,
+    Substitution,
     code_switch,
     code_switch_reference,
     codeswitch_stats,
@@ -36,6 +39,7 @@ from salt.codeswitch import (
     write_jsonl,
 )
 from salt.encoding import Encoded, encode_pairs
+from salt.runtime import decide
 from salt.vocab import build_vocabularies
 
 DATA = Path(os.environ.get("SALT_DATA_DIR", "/work/shared/data"))
@@ -61,6 +65,19 @@ class Env:
         en = load_local("xnli", "dev", "en", DATA)[1000:1040]
         self.pairs = encode_pairs(self.tok, en, max_length=40)
         self.specials = set(self.tok.all_special_ids)
+
+
+FP32 = decide("fp32", device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _fp32_default(monkeypatch):
+    """The fast path is compared with the fp32 definition: a call without ``runtime`` runs in
+    fp32 here whatever this CPU supports (``test_runtime_is_recorded`` passes one explicitly)."""
+    from salt.codeswitch import reference, switch
+
+    monkeypatch.setattr(switch, "decide", lambda *a, **k: FP32)
+    monkeypatch.setattr(reference, "decide", lambda *a, **k: FP32)
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +111,13 @@ def n_subs(records: list[dict]) -> int:
 
 
 CONFIGS = {
-    "target": CodeSwitchConfig(threshold=0.0031, languages=("fr", "de"), max_ratio=1.0,
+    "target": CodeSwitchConfig(normalize="target", threshold=0.0031, languages=("fr", "de"), max_ratio=1.0,
                                batch_size=37),
     "full": CodeSwitchConfig(threshold=0.0, normalize="full", languages=("de",), max_ratio=0.3,
                              batch_size=200),
-    "each+syn": CodeSwitchConfig(threshold=0.0031, assignment="each", synonyms=True,
+    "each+syn": CodeSwitchConfig(normalize="target", threshold=0.0031, assignment="each", synonyms=True,
                                  synonym_threshold=0.0033, max_ratio=0.6, batch_size=16),
-    "copies3+any": CodeSwitchConfig(threshold=0.0, languages=("fr", "de"), copies=3,
+    "copies3+any": CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr", "de"), copies=3,
                                     candidate="any", batch_size=64),
 }
 
@@ -151,7 +168,7 @@ def test_unmasked_fast_path_equals_definition(env: Env, name: str) -> None:
 
 
 def test_unsplit_scorer_and_far_stride_equal_definition(env: Env) -> None:
-    cfg = CodeSwitchConfig(threshold=0.003, languages=("fr",), max_ratio=1.0)
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.003, languages=("fr",), max_ratio=1.0)
     pairs = env.pairs[:6]
     ref = code_switch_reference(env.model, env.tok, pairs, env.vocabs, cfg)
     scorer = MaskedLMScorer(env.model)
@@ -172,7 +189,7 @@ def test_unsplit_scorer_and_far_stride_equal_definition(env: Env) -> None:
 def test_row_offsets_shift_the_head_input(env: Env) -> None:
     """Language-mean centring: rows for 'fr' get an offset before the head; others do not."""
     pairs = env.pairs[:4]
-    cfg = CodeSwitchConfig(threshold=0.0, languages=("fr", "de"), assignment="each",
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr", "de"), assignment="each",
                            max_ratio=1.0)
     zero = MaskedLMScorer(env.model, row_offsets={"fr": torch.zeros(32)})
     same(code_switch_reference(env.model, env.tok, pairs, env.vocabs, cfg),
@@ -377,7 +394,7 @@ def check_properties(env: Env, pairs: list[Encoded], cfg: CodeSwitchConfig) -> N
 
 
 def test_threshold_above_one_switches_nothing(env: Env) -> None:
-    cfg = CodeSwitchConfig(threshold=1.0 + 1e-6, synonyms=True, synonym_threshold=1.5,
+    cfg = CodeSwitchConfig(normalize="target", threshold=1.0 + 1e-6, synonyms=True, synonym_threshold=1.5,
                            assignment="each")
     recs = code_switch(env.model, env.tok, env.pairs[:8], env.vocabs, cfg, progress=False)
     assert n_subs(recs) == 0 and all(r["cs_input_ids"] == r["input_ids"] for r in recs)
@@ -385,11 +402,11 @@ def test_threshold_above_one_switches_nothing(env: Env) -> None:
 
 def test_synonym_mode(env: Env) -> None:
     pairs = env.pairs[:8]
-    off = CodeSwitchConfig(threshold=0.0, languages=("fr",), max_ratio=1.0)
+    off = CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr",), max_ratio=1.0)
     assert all(s[4] == "fr" for r in code_switch(env.model, env.tok, pairs, env.vocabs, off,
                                                  progress=False) for s in r["substitutions"])
     # target switching disabled, synonyms on: only English-set substitutes, never the original
-    on = CodeSwitchConfig(threshold=2.0, languages=("fr",), max_ratio=1.0, synonyms=True,
+    on = CodeSwitchConfig(normalize="target", threshold=2.0, languages=("fr",), max_ratio=1.0, synonyms=True,
                           synonym_threshold=0.003)
     recs = code_switch(env.model, env.tok, pairs, env.vocabs, on, progress=False)
     en = set(env.vocabs.ids("en").tolist())
@@ -422,7 +439,8 @@ class Stop(Exception):
 
 
 def test_resume_gives_the_uninterrupted_file(env: Env, tmp_path: Path) -> None:
-    cfg = CodeSwitchConfig(threshold=0.0031, languages=("fr", "de"), copies=2, max_ratio=0.5)
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0031, languages=("fr", "de"), copies=2,
+                           max_ratio=0.5)
     pairs = env.pairs[:17]
     full = tmp_path / "full.jsonl"
     whole = code_switch(env.model, env.tok, pairs, env.vocabs, cfg, out_path=full, chunk_size=5,
@@ -451,9 +469,10 @@ def test_resume_gives_the_uninterrupted_file(env: Env, tmp_path: Path) -> None:
     code_switch(env.model, env.tok, pairs, env.vocabs, cfg, out_path=part, progress=False)
     assert part.read_bytes() == full.read_bytes()
     other = replace(cfg, threshold=0.1)
-    with pytest.raises(CodeSwitchError, match="different 'config'"):
+    with pytest.raises(StalePartialOutput, match="different 'config'"):
         code_switch(env.model, env.tok, pairs, env.vocabs, other, out_path=part, progress=False)
-    with pytest.raises(CodeSwitchError, match="different 'input' \\('masked' vs now 'unmasked'\\)"):
+    with pytest.raises(StalePartialOutput,
+                       match="different 'input' \\('masked' vs now 'unmasked'\\)"):
         code_switch(env.model, env.tok, pairs, env.vocabs, replace(cfg, input="unmasked"),
                     out_path=part, progress=False)
     # a sidecar from before the input mode (no "input" anywhere) was masked: it still resumes
@@ -461,9 +480,37 @@ def test_resume_gives_the_uninterrupted_file(env: Env, tmp_path: Path) -> None:
     meta_path(part).write_text(json.dumps(meta))
     code_switch(env.model, env.tok, pairs, env.vocabs, cfg, out_path=part, progress=False)
     assert part.read_bytes() == full.read_bytes()
-    with pytest.raises(CodeSwitchError, match="different 'input'"):
+    with pytest.raises(StalePartialOutput, match="different 'input'"):
         code_switch(env.model, env.tok, pairs, env.vocabs, replace(cfg, input="unmasked"),
                     out_path=part, progress=False)
+
+
+def test_runtime_is_recorded_and_typed_records(env: Env, tmp_path: Path) -> None:
+    """An explicit runtime's precision goes into the sidecar (a partial file from another
+    precision is stale); substitutions come back as typed records, in memory and from disk."""
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0031, languages=("fr",), max_ratio=1.0)
+    out = tmp_path / "cs.jsonl"
+    recs = code_switch(env.model, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
+                       progress=False, runtime=FP32)
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["precision"] == "fp32"
+    assert str(tmp_path) not in meta_path(out).read_text() and "/" not in meta["model"]
+    other_head = copy.deepcopy(env.model)
+    with torch.no_grad():
+        other_head.get_output_embeddings().bias.add_(1e-3)
+    with pytest.raises(StalePartialOutput, match="different 'model'"):
+        code_switch(other_head, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
+                    progress=False, runtime=FP32)
+    subs = [s for r in recs for s in r["substitutions"]]
+    assert subs and all(isinstance(s, Substitution) and s.tag == "fr" for s in subs)
+    other = replace(FP32, precision="bf16")
+    with pytest.raises(StalePartialOutput, match="different 'precision'"):
+        code_switch(env.model, env.tok, env.pairs[:6], env.vocabs, cfg, out_path=out,
+                    progress=False, runtime=other)
+    with pytest.raises(CodeSwitchError) as err:  # other errors are not "stale"
+        code_switch(env.model, env.tok, env.pairs[:6], env.vocabs,
+                    replace(cfg, threshold=float("nan")), out_path=out, progress=False)
+    assert not isinstance(err.value, StalePartialOutput)
 
 
 def test_input_mode_for(tmp_path: Path) -> None:
@@ -484,7 +531,7 @@ def test_input_mode_for(tmp_path: Path) -> None:
 
 
 def test_jsonl_roundtrip_and_errors(env: Env, tmp_path: Path) -> None:
-    cfg = CodeSwitchConfig(threshold=0.0, languages=("fr",))
+    cfg = CodeSwitchConfig(normalize="target", threshold=0.0, languages=("fr",))
     recs = code_switch(env.model, env.tok, env.pairs[:3], env.vocabs, cfg, progress=False)
     path = write_jsonl(recs, tmp_path / "r.jsonl")
     assert read_jsonl(path) == recs
@@ -563,7 +610,40 @@ def test_stats_hand_computed(hand) -> None:
     syn = out[SYNONYM_TAG]
     assert (syn["records"], syn["substitutions"], syn["dictionary"]) == (4, 1, "not applicable")
     assert syn["top_pairs"] == [["red", "house", 1]]
-    assert codeswitch_stats(recs, tok)["per_language"]["fr"]["dictionary"] == "not checked"
+    assert codeswitch_stats(recs, tok)["per_language"]["fr"]["dictionary"] == "not run"
+
+
+def test_stats_by_type_content_cap_leak_and_arm(hand) -> None:
+    """Precision by type differs from the token-weighted share when a pair repeats; content
+    words leave out the most frequent English candidate words; the cap share counts records
+    whose proposals exceeded their substitutions; the leak rate counts ids of other sets."""
+    from salt.vocab import LanguageVocabs, VocabRule
+
+    tok, muse, v = hand
+    s = ["[CLS]", "the", "red", "cat", ",", "the", "house", "[SEP]"]
+    a = rec(v, "fr", s, [(1, "Le", 0.9, "fr"), (3, "chat", 0.5, "fr"), (6, "rouge", 0.4, "fr")],
+            [1, 2, 3, 5, 6])
+    b = rec(v, "fr", [*s[:4], "[SEP]"], [(3, "chat", 0.6, "fr")], [1, 2, 3])
+    a["proposals"], b["proposals"] = 5, 1
+    vocabs = LanguageVocabs("en", VocabRule(), {
+        "en": {v["the"]: ("the", 1, 1, 1)},
+        "fr": {v[w]: (w, 1, 0, 1) for w in ("Le", "chat", "rouge", "le")},
+        "sw": {v[w]: (w, 1, 0, 1) for w in ("nyumba", "chat")}})
+    out = codeswitch_stats([a, b], tok, muse_dir=muse, vocabs=vocabs, input_mode="unmasked",
+                           function_top_k=1)
+    fr = out["per_language"]["fr"]
+    d = fr["dictionary"]
+    # pairs: the->Le, cat->chat (twice), house->rouge; translations: the->Le, cat->chat
+    assert d["share"] == pytest.approx(3 / 4) and d["precision_by_type"] == pytest.approx(2 / 3)
+    # "the" is the most frequent candidate word: content pairs cat->chat (x2), house->rouge
+    assert d["content_words"]["share"] == pytest.approx(2 / 3)
+    assert d["content_words"]["precision_by_type"] == pytest.approx(1 / 2)
+    assert fr["cap_bound_share"] == pytest.approx(1 / 2)
+    assert fr["set_size"] == 4 and fr["leak_rate"] == pytest.approx(2 / 4)  # chat is in sw
+    assert out["arm"] == "prototype-lexicon code-switching + mixup"
+    assert codeswitch_stats([a], tok, input_mode="masked")["arm"].startswith("MLM-head")
+    with pytest.raises(CodeSwitchError, match="input mode"):
+        codeswitch_stats([a], tok, input_mode="prototype")
 
 
 def test_muse_format(tmp_path: Path) -> None:
@@ -574,3 +654,32 @@ def test_muse_format(tmp_path: Path) -> None:
     bad.write_text("le @ the\nonly-one-column\n")
     with pytest.raises(CodeSwitchError, match=r"en-xx\.dict:2: expected"):
         read_muse(bad)
+
+
+def test_full_normalisation_is_default_and_renormalised_recorded(env: Env) -> None:
+    """The default threshold reads the full-vocabulary probability; each record keeps the
+    target-renormalised probability beside every substitution (= the full one divided by the
+    set's full-vocabulary mass, so never smaller) and how many proposals the cap saw."""
+    assert CodeSwitchConfig().normalize == "full"
+    pairs = env.pairs[:6]
+    full = code_switch(env.model, env.tok, pairs, env.vocabs,
+                       CodeSwitchConfig(threshold=0.0005, languages=("fr",), max_ratio=0.3),
+                       progress=False)
+    target = code_switch(env.model, env.tok, pairs, env.vocabs,
+                         CodeSwitchConfig(threshold=0.0, normalize="target", languages=("fr",),
+                                          max_ratio=1.0), progress=False)
+    renorm = {(r["uid"], s.position): (s.new_id, s.probability)
+              for r in target for s in r["substitutions"]}
+    seen = 0
+    for r in full:
+        assert len(r["renormalised"]) == len(r["substitutions"]) <= r["proposals"]
+        for s, q in zip(r["substitutions"], r["renormalised"], strict=True):
+            assert q >= s.probability
+            new, p_target = renorm[(r["uid"], s.position)]
+            assert new == s.new_id and q == pytest.approx(p_target, rel=1e-4)
+            seen += 1
+    assert seen > 0
+    capped = [r for r in full if r["proposals"] > len(r["substitutions"])]
+    assert capped, "max_ratio 0.3 with a low threshold should bind somewhere"
+    for r in target:
+        assert [s.probability for s in r["substitutions"]] == pytest.approx(r["renormalised"])

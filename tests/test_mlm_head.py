@@ -1,5 +1,6 @@
 """MLM-head training on a tiny BERT: it learns, saves faithfully, resumes exactly, obeys its
-time budget; the fill-mask metric is right on a rigged model with a known answer."""
+sentence budget and gives the same output on every run; the fill-mask metric is right on a
+rigged model with a known answer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from transformers import AutoModelForMaskedLM
 
 from salt.mlm_head import (
     EXCLUDED_BIAS,
+    RUN_TIMES,
     CentredMaskedLM,
     MLMHeadConfig,
     MLMHeadTrainer,
@@ -20,6 +22,9 @@ from salt.mlm_head import (
     train_mlm_head,
 )
 from salt.models import load_tokenizer
+from salt.runtime import decide
+
+FP32 = decide("fp32", device="cpu")  # the tests compare exact weights: no autocast
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def texts(data_dir) -> dict[str, list[str]]:
 
 
 def _cfg(**kw) -> MLMHeadConfig:
-    base = dict(time_budget_s=120, max_steps=10, bf16=False, progress=False, eval_sentences=10,
+    base = dict(max_steps=10, progress=False, eval_sentences=10,
                 head_batch_size=64, batch_size=8, checkpoint_every=0, log_every=1,
                 held_out_fraction=0.1)
     return MLMHeadConfig(**{**base, **kw})
@@ -80,7 +85,8 @@ def test_head_trains_loss_drops(tiny_model, texts, tmp_path):
     starting value (a log-unigram prior) within 150 steps."""
     small = {lang: v[:40] for lang, v in texts.items()}
     report = train_mlm_head(tiny_model, small, tmp_path / "out",
-                            _cfg(max_steps=150, lr=1e-2, centre="none", log_every=10))
+                            _cfg(max_steps=150, lr=1e-2, centre="none", log_every=10),
+                            runtime=FP32)
     curve = [loss for _, loss in report["loss_curve"]]
     assert report["steps"] == 150 and report["stopped_by"] == "max_steps"
     assert curve[-1] < curve[0] - 0.5, curve
@@ -93,7 +99,8 @@ def test_saved_folder_matches_training_head(tiny_model, texts, tmp_path, centre,
     """The reloaded folder computes what was trained: same logits as the in-memory export,
     the training-time head (centring + kept decoder) at kept ids, and excluded ids never win."""
     trainer = MLMHeadTrainer(tiny_model, texts, tmp_path / "out",
-                             _cfg(centre=centre, train_top_layers=top, max_steps=8))
+                             _cfg(centre=centre, train_top_layers=top, max_steps=8),
+                             runtime=FP32)
     report = trainer.run()
     assert report["centring"]["mode"] == centre
     loaded = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()
@@ -167,10 +174,11 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_model, texts, tmp_
     """Interrupted at step 7 (last checkpoint: 6) and restarted, the run ends with the same
     head and top layer as an uninterrupted run of the same 12 steps."""
     cfg = _cfg(max_steps=12, checkpoint_every=3, train_top_layers=1, centre="project")
-    full = train_mlm_head(tiny_model, texts, tmp_path / "a", cfg)
+    full = train_mlm_head(tiny_model, texts, tmp_path / "a", cfg, runtime=FP32)
     with pytest.raises(KeyboardInterrupt):
-        train_mlm_head(tiny_model, texts, tmp_path / "b", cfg, on_step=_stop_at(7))
-    resumed = train_mlm_head(tiny_model, texts, tmp_path / "b", cfg)
+        train_mlm_head(tiny_model, texts, tmp_path / "b", cfg, on_step=_stop_at(7),
+                       runtime=FP32)
+    resumed = train_mlm_head(tiny_model, texts, tmp_path / "b", cfg, runtime=FP32)
     assert resumed["resumed_from_step"] == 6 and resumed["steps"] == full["steps"] == 12
     a = load_file(tmp_path / "a" / "model.safetensors")
     b = load_file(tmp_path / "b" / "model.safetensors")
@@ -181,19 +189,49 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_model, texts, tmp_
         [x for _, x in full["loss_curve"]])
 
 
-def test_time_budget_stops_training(tiny_model, texts, tmp_path):
-    report = train_mlm_head(tiny_model, texts, tmp_path / "out",
-                            _cfg(time_budget_s=4.0, max_steps=10**9, train_top_layers=1))
-    assert report["stopped_by"] == "time_budget"
-    assert 0 < report["steps"] < 10**9
-    assert report["wall_s"] < 4.0 + 2.0  # at most one (tiny) step past the bound
+@pytest.mark.parametrize("objective", ["masked", "prototype"])
+def test_sentence_budget_cuts_short_and_is_recorded(tiny_model, texts, tmp_path, objective):
+    """A sentence budget below the available sentences encodes exactly that many, balanced
+    across languages, and says so; a budget above them encodes all and says it did not cut."""
+    with pytest.warns(UserWarning, match="cut the training text short: 21 of"):
+        small = train_mlm_head(tiny_model, texts, tmp_path / "small",
+                               _cfg(objective=objective, encode_sentences=21), runtime=FP32)
+    available = small["available_sentences"]
+    assert available > 21
+    assert small["budget"] == {"stage": "mlm", "kind": "sentences", "limit": 21, "used": 21,
+                               "cut_short": True}
+    assert sum(small["encoded_sentences"].values()) == 21
+    assert sorted(small["encoded_sentences"].values()) == [10, 11]  # round-robin
+    assert small["encoded_all"] is False
+    big = train_mlm_head(tiny_model, texts, tmp_path / "big",
+                         _cfg(objective=objective, encode_sentences=10**6), runtime=FP32)
+    assert big["budget"]["used"] == available and big["budget"]["cut_short"] is False
+    assert big["encoded_all"] is True
+
+
+def test_same_budget_same_output(tiny_model, texts, tmp_path):
+    """Two runs with the same inputs and budget give identical head weights and an identical
+    report apart from the run times: nothing depends on the machine's speed."""
+    cfg = _cfg(max_steps=6, train_top_layers=1, encode_sentences=40)
+    reports = []
+    for name in ("a", "b"):
+        with pytest.warns(UserWarning, match="cut the training text short"):
+            report = train_mlm_head(tiny_model, texts, tmp_path / name, cfg, runtime=FP32)
+        reports.append({k: v for k, v in report.items() if k not in RUN_TIMES})
+    assert reports[0] == reports[1]
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 def test_prototype_head_reads_unmasked_tokens(tiny_model, texts, tmp_path):
     """The prototype objective trains nothing, saves an untied decoder that reloads exactly,
     and maps an unmasked training token's state back to itself most of the time."""
     trainer = MLMHeadTrainer(tiny_model, texts, tmp_path / "out",
-                             _cfg(objective="prototype", centre="project", eval_sentences=20))
+                             _cfg(objective="prototype", centre="project", eval_sentences=20),
+                             runtime=FP32)
     report = trainer.run()
     assert report["steps"] == 0 and report["input"] == "unmasked"
     loaded = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()

@@ -71,3 +71,29 @@ def test_tiny_is_deterministic_across_processes(tmp_path, data_dir):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     tok = load_bundle("tiny", tmp_path / "a").tokenizer
     assert tok.convert_ids_to_tokens(tok("Und", add_special_tokens=False)["input_ids"]) == ["Und"]
+
+
+def test_tiny_sizes_and_word_cap(tmp_path):
+    """hidden / layers / heads reach the config; ``words`` caps the whole words (after the
+    characters), ``vocab_size`` the total; bad sizes are refused with the key named."""
+    import json
+
+    from transformers import AutoConfig
+
+    from salt.models import build_tiny
+
+    texts = ["the cat sat on the mat", "a dog and the cat", "le chat et le chien"]
+    path = build_tiny(tmp_path / "w", texts, vocab_size=None, words=3, hidden=24, layers=3,
+                      heads=4)
+    config = AutoConfig.from_pretrained(path)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (24, 3, 4)
+    vocab = load_bundle("tiny", path).tokenizer.get_vocab()
+    chars = {c for t in texts for c in t if c != " "}
+    assert len(vocab) == 5 + 2 * len(chars) + 3
+    assert {"the", "cat", "le"} <= set(vocab) and "mat" not in vocab  # most frequent first
+    assert json.loads((path / "salt_source.json").read_text())["words"] == 3
+    capped = build_tiny(tmp_path / "v", texts, vocab_size=5 + 2 * len(chars) + 1)
+    assert len(load_bundle("tiny", capped).tokenizer.get_vocab()) == 5 + 2 * len(chars) + 1
+    for bad, key in (({"words": 0}, "words"), ({"heads": 5, "hidden": 24}, "heads")):
+        with pytest.raises(ModelSourceError, match=key):
+            build_tiny(tmp_path / "bad", texts, **bad)

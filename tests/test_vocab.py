@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -47,11 +48,34 @@ def test_rule_hand_made_counts() -> None:
     # 'the' is English's most frequent id; continuations, digits, punctuation, specials, rare out
     assert v.ids("fr").tolist() == [5, 10, 12, 15]
     assert v.removed["fr"] == {"special": 1, "digits_punct": 3, "continuation": 2,
-                               "below_min_count": 1, "source_frequent": 1}
+                               "below_min_count": 1, "source_frequent": 1, "script": 0,
+                               "other_language_frequent": 0}
     assert v.entries["fr"][5] == ("le", 30, 1, 30)
     assert v.languages == ("fr",)
     # the source set: same rule without the English exclusion
     assert v.ids("en").tolist() == [6, 15]
+
+
+def test_script_and_other_language_guard() -> None:
+    """A Thai set keeps only Thai-script ids and a French set only Latin ones; an id another
+    target language uses far more ("y": Spanish) leaves French, a word both use alike stays."""
+    pieces = {0: "[PAD]", 5: "de", 6: "y", 7: "บ้าน", 8: "im", 9: "maison", 10: "casa",
+              11: "ไป", 12: "the"}
+    en = {12: 100, 8: 2}
+    fr = {5: 50, 6: 2, 7: 3, 9: 5}
+    es = {5: 60, 6: 40, 10: 5}
+    th = {7: 20, 8: 5, 11: 7}
+    counts = {"en": en, "fr": fr, "es": es, "th": th}
+    rule = VocabRule(min_count=2, source_top_k=1, source_share_ratio=None)
+    v = build_from_counts(pieces, counts, {0}, "en", rule, WP)
+    assert v.ids("fr").tolist() == [5, 9]  # de, maison: not y (Spanish), not บ้าน (Thai)
+    assert v.removed["fr"]["other_language_frequent"] == 1 and v.removed["fr"]["script"] == 1
+    assert v.ids("es").tolist() == [5, 6, 10]
+    assert v.ids("th").tolist() == [7, 11]  # im is Latin: out of the Thai set
+    off = build_from_counts(pieces, counts, {0}, "en",
+                            VocabRule(min_count=2, source_top_k=1, source_share_ratio=None,
+                                      other_share_ratio=None, script_check=False), WP)
+    assert off.ids("fr").tolist() == [5, 6, 7, 9] and off.ids("th").tolist() == [7, 8, 11]
 
 
 def test_rule_source_count_and_switches() -> None:
@@ -86,12 +110,18 @@ def test_metaspace_scheme_and_unspaced_scripts() -> None:
     pieces = {0: "<s>", 1: "▁le", 2: "le", 3: "▁", 4: "▁,", 5: "猫", 6: "▁12", 7: "ไทย", 8: "▁chat"}
     counts = {"en": {8: 1}, "fr": {i: 5 for i in range(9)}, "zh": {5: 3, 7: 3}}
     sp = PieceScheme("metaspace")
-    v = build_from_counts(pieces, counts, {0}, "en",
-                          VocabRule(source_top_k=1, source_share_ratio=None), sp)
+    # word starts only here (the script test, off, is checked in test_script_and_other_...)
+    plain = {"source_top_k": 1, "source_share_ratio": None, "script_check": False,
+             "other_share_ratio": None}
+    v = build_from_counts(pieces, counts, {0}, "en", VocabRule(**plain), sp)
     assert v.ids("fr").tolist() == [1, 5, 7]  # '▁chat' is English top-1; 'le' a continuation
-    v2 = build_from_counts(pieces, counts, {0}, "en", VocabRule(
-        source_top_k=1, source_share_ratio=None, unspaced_scripts=False), sp)
+    assert v.ids("zh").tolist() == [5, 7]
+    v2 = build_from_counts(pieces, counts, {0}, "en", VocabRule(**plain, unspaced_scripts=False),
+                           sp)
     assert v2.ids("fr").tolist() == [1]
+    scripted = build_from_counts(pieces, counts, {0}, "en",
+                                 VocabRule(source_top_k=1, source_share_ratio=None), sp)
+    assert scripted.ids("fr").tolist() == [1] and scripted.ids("zh").tolist() == [5]
     assert v2.ids("zh").numel() == 0
     assert sp.text("▁chat") == "chat" and not sp.is_word_start("le")
     assert sp.is_digits_or_punct("▁") and sp.is_digits_or_punct("▁12") and sp.is_punct("▁,")
@@ -137,6 +167,8 @@ def test_rule_characterises_membership(en, fr, min_count, top_k, max_count, rati
         enough = (whole[i] if whole_words else fr[i]) >= min_count
         return (enough and i not in frequent and i not in specials
                 and not all(not ch.isalpha() for ch in WP.text(p))
+                and all(unicodedata.name(ch).startswith("LATIN ")  # French: Latin script
+                        for ch in WP.text(p) if ch.isalpha())
                 and not (word_start_only and p.startswith("##")))
 
     assert set(v.ids("fr").tolist()) == {i for i in fr if ok(i)}
@@ -217,8 +249,11 @@ def test_save_load_roundtrip(tiny, tmp_path) -> None:
     v = build_vocabularies(tok, texts, min_count=3, source_top_k=50)
     path = v.save(tmp_path / "vocabs.json")
     data = json.loads(path.read_text(encoding="utf-8"))
+    assert str(tmp_path.parent) not in path.read_text(encoding="utf-8")  # no machine paths
+    assert "/" not in data["tokenizer"]["name"]
     assert data["rule"] == {"min_count": 3, "whole_words": True, "source_top_k": 50,
                             "source_max_count": None, "source_share_ratio": 1.0,
+                            "other_share_ratio": 4.0, "script_check": True,
                             "word_start_only": True, "unspaced_scripts": True,
                             "scheme": "wordpiece"}
     row = data["languages"]["fr"]["entries"][0]

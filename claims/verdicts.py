@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -381,9 +381,14 @@ def _property_outcome(claim: Claim, props: Mapping[str, Mapping[str, Any]],
 
 def audit(results: Any, properties: Mapping[str, Mapping[str, Any]] | None = None, *,
           claims: Sequence[Claim] = CLAIMS, plan_: AnalysisPlan = PLAN,
-          properties_source: str | None = None) -> Audit:
-    """Decide every claim. ``properties``: property-check outcomes by claim id."""
+          properties_source: str | None = None, alpha: float | None = None,
+          seed: int | None = None) -> Audit:
+    """Decide every claim. ``properties``: property-check outcomes by claim id; ``alpha`` and
+    ``seed`` (bootstrap) override the plan's when given."""
     props = properties or {}
+    if alpha is not None or seed is not None:
+        plan_ = replace(plan_, alpha=plan_.alpha if alpha is None else alpha,
+                        bootstrap_seed=plan_.bootstrap_seed if seed is None else seed)
     not_ours = imported(results)
     share = dictionary_share(results)
     outcomes = []

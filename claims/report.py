@@ -19,7 +19,7 @@ from typing import Any
 from tabulate import tabulate
 
 from .measure import is_paper_scale
-from .verdicts import NOISY_SHARE, Audit, Part, codeswitch_blocks
+from .verdicts import NOISY_SHARE, Audit, Part
 
 PLOT_NAME = "claims_per_language.png"
 CELL = 110  # longest table cell, characters
@@ -90,14 +90,37 @@ def _part(p: Part) -> dict[str, Any]:
     }
 
 
+def _mean(values: Sequence[Any]) -> float | None:
+    nums = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(nums) / len(nums) if nums else None
+
+
 def _codeswitch(audit: Audit) -> dict[str, Any]:
-    """Mean over runs of each numeric code-switch statistic (top-level scalars)."""
-    sums: dict[str, list[float]] = {}
-    for block in codeswitch_blocks(audit.results):
-        for key, value in block.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                sums.setdefault(key, []).append(float(value))
-    return {k: sum(v) / len(v) for k, v in sorted(sums.items())}
+    """Code-switch quality per task and language (mean over runs): substitution rates, the
+    share that are dictionary translations (evaluation only) and the most frequent pairs."""
+    out: dict[str, Any] = {}
+    for task, tr in sorted(audit.results.tasks.items()):
+        blocks = [b for runs in tr.runs.values() for r in runs.values()
+                  if isinstance(b := (r.metrics.get("extra") or {}).get("codeswitch"), Mapping)]
+        per: dict[str, list[Mapping[str, Any]]] = {}
+        for b in blocks:
+            for lang, stats in (b.get("per_language") or {}).items():
+                if isinstance(stats, Mapping):
+                    per.setdefault(lang, []).append(stats)
+        rows = {}
+        for lang, items in per.items():
+            dicts = [d if isinstance(d := x.get("dictionary"), Mapping) else {} for x in items]
+            pairs = items[0].get("top_pairs") or []
+            rows[lang] = {
+                "records": _mean([x.get("records") for x in items]),
+                "rate_per_token": _mean([x.get("rate_per_token") for x in items]),
+                "rate_per_candidate": _mean([x.get("rate_per_candidate") for x in items]),
+                "dictionary_share": _mean([d.get("share") for d in dicts]),
+                "source_in_dictionary": _mean([d.get("source_in_dictionary") for d in dicts]),
+                "top_pairs": [f"{a}>{b}" for a, b, *_ in pairs[:3]]}
+        if rows:
+            out[task] = rows
+    return out
 
 
 def _scale(audit: Audit) -> dict[str, Any]:
@@ -144,7 +167,7 @@ def audit_to_dict(audit: Audit) -> dict[str, Any]:
         "consistency_flags": [{"kind": f.kind, "claims": list(f.claims), "text": f.text}
                               for f in audit.flags],
         "budgets_cut_short": audit.budgets,
-        "codeswitch": {"mean_over_runs": _codeswitch(audit), "dictionary_share": share,
+        "codeswitch": {"per_language": _codeswitch(audit), "dictionary_share": share,
                        "noisy": None if share is None else share < NOISY_SHARE},
         "plot": PLOT_NAME if _plot_panels(claims) else None,
     })
@@ -171,6 +194,14 @@ def _table(rows: list[list[Any]], headers: Sequence[str]) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
+def _rows(x: Any) -> str:
+    return "not reachable" if x is None else f"{x:,}"
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -182,14 +213,29 @@ def _effect(part: Mapping[str, Any]) -> str:
     return f"{_f(t['diff'])} {_iv(t['low'], t['high'])}"
 
 
+def _part_why(p: Mapping[str, Any]) -> str:
+    """A few words on why a part got its verdict."""
+    v, pl = p["verdict"], p["plan"]
+    if v.startswith("inconclusive") and p["test"] and p["test"]["n"] < p["min_seeds"]["n"]:
+        return f"{p['test']['n']} seeds, {p['min_seeds']['n']} needed"
+    if v.startswith("inconclusive") and pl is not None:
+        seeds = "> 200" if pl["seeds_paired"] is None else pl["seeds_paired"]
+        return f"power {_f(p['power_at_claim'], '.2f')} at the claim; {seeds} seed pairs needed"
+    if v == "not measurable":
+        return "majority-class runs"
+    return p["reason"].split("; ")[0]
+
+
 def _short_reason(c: Mapping[str, Any]) -> str:
-    if c["parts"]:
-        first = c["parts"][0] if len(c["parts"]) == 1 else None
-        if first is not None:
-            return first["reason"].split("; ")[0]
-        return "; ".join(f"{p['task']} {p['verdict']}" for p in c["parts"])
+    parts = c["parts"]
+    if len(parts) == 1:
+        return _part_why(parts[0])
+    if parts:
+        return "; ".join(f"{p['task']}: {_part_why(p)}" for p in parts)
     text = c["reason"].split(": ", 1)[-1] if c["reason"].startswith(c["id"]) else c["reason"]
-    return text.split(" (")[0]
+    if len(text) <= 90:
+        return text
+    return text[:text.rfind(" ", 0, 87)] + "..."
 
 
 def _scale_line(doc: Mapping[str, Any]) -> str:
@@ -206,20 +252,27 @@ def _scale_line(doc: Mapping[str, Any]) -> str:
 def _summary(doc: Mapping[str, Any]) -> list[str]:
     rows = []
     for c in doc["claims"]:
-        if c["parts"]:
-            effect = "; ".join(_effect(p) for p in c["parts"])
-            claimed = "; ".join(f"{p['claimed_gain']:+.1f}" for p in c["parts"])
+        if len(c["parts"]) > 1:
+            effect = "; ".join(f"{p['task']} {_effect(p)}" for p in c["parts"])
+            claimed = "; ".join(f"{p['task']} {p['claimed_gain']:+.1f}" for p in c["parts"])
+        elif c["parts"]:
+            effect = _effect(c["parts"][0])
+            claimed = f"{c['parts'][0]['claimed_gain']:+.1f}"
         else:
             effect, claimed = "property check", "-"
         rows.append([c["id"], c["verdict"], effect, claimed, _short_reason(c)])
     return [_table(rows, ["claim", "verdict", "effect [95% bounds]", "claimed", "why"])]
 
 
-def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float) -> list[str]:
+def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float,
+                  scale: str) -> list[str]:
     t, pl = p["test"], p["plan"]
+    rows_now = ", ".join(sorted({str(v) for v in p["test_rows"].values()})) or "n/a"
+    seeds = "n/a" if t is None else f"{t['n']} {'seed pairs' if t['design'] == 'paired' else 'seeds'}"
     head = (f"**{p['task']}, {p['description']}: {p['verdict']}.** Effect {_effect(p)}; rules "
             f"out {p['ruled_out']}; power at the claimed {p['claimed_gain']:+.1f}: "
-            f"{_f(p['power_at_claim'], '.2f')}. {_cap(p['reason'])}.")
+            f"{_f(p['power_at_claim'], '.2f')}; scale {scale}, {seeds}, {rows_now} test rows x "
+            f"{len(p['evaluated_languages'])} languages. {_cap(p['reason'])}.")
     out = ["", head, ""]
     if t is not None:
         arms = c["arms"]
@@ -234,8 +287,15 @@ def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float) -> l
                 f"({p['min_seeds']['source']})." + (f" {_cap(t['note'])}." if t["note"] else "")]
     if pl is not None:
         seeds = "more than 200" if pl["seeds_paired"] is None else pl["seeds_paired"]
-        out += ["", f"Power: minimum detectable effect {_f(pl['mde_paired'])} pt now; {seeds} "
-                    f"seed pairs for {doc_power(alpha)} on this test set."]
+        need = "more than 200" if pl["seeds_paired"] is None else pl["seeds_paired"]
+        per_arm = "more than 200" if pl["seeds_unpaired"] is None else pl["seeds_unpaired"]
+        out += ["", f"Power: minimum detectable effect {_f(pl['mde_paired'])} pt now; {need} "
+                    f"seed pairs (unpaired: {per_arm} per arm) for {doc_power(alpha)} on this "
+                    "test set. Test rows per language for a population-level answer (test-set "
+                    f"noise, item variance {_f(pl['item_variance'], '.0f')} pt^2, included):", ""]
+        rows = [[k, _rows(v), _rows(pl["rows_unpaired"].get(k))]
+                for k, v in pl["rows_paired"].items()]
+        out += [_table(rows, ["seeds per arm", "rows/lang paired", "rows/lang unpaired"])]
     if p["one_class_runs"]:
         out += ["", f"Majority-class runs: {', '.join(p['one_class_runs'])}."]
     if p["pooled_cluster_bootstrap"]:
@@ -262,6 +322,7 @@ def doc_power(alpha: float) -> str:
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """Markdown report from the dict of ``audit_to_dict``."""
     alpha = doc["plan"]["alpha"]
+    scale = f"{doc['scale']['profile']}/{doc['scale']['model']}"
     out = [f"# {doc['title']}", "", _scale_line(doc), "", *_summary(doc)]
     out += ["", "Effects are treatment minus control in accuracy points, with the one-sided 95% "
                 "bounds; details per claim below."]
@@ -278,13 +339,20 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         out += ["", "Budgets that cut work short:", ""]
         out += [f"- {b}" for b in doc["budgets_cut_short"]]
     cs = doc["codeswitch"]
-    if cs["mean_over_runs"] or cs["dictionary_share"] is not None:
-        out += ["", "Code-switch quality (mean over runs):", ""]
-        rows = [[k, _f(v, ".4g")] for k, v in cs["mean_over_runs"].items()]
-        if cs["dictionary_share"] is not None:
-            rows.append(["dictionary-translation share", f"{100 * cs['dictionary_share']:.2f}%"
-                         + (" (noisy: below 5%)" if cs["noisy"] else "")])
-        out += [_table(rows, ["statistic", "value"])]
+    if cs["dictionary_share"] is not None:
+        out += ["", f"Code-switch dictionary-translation share (mean over runs, evaluation only): "
+                    f"{100 * cs['dictionary_share']:.2f}%"
+                + (" (noisy: below 5%, so SALT reduces to mixup with noise)." if cs["noisy"]
+                   else ".")]
+    for task, per in cs["per_language"].items():
+        rows = [[lang, _f(v["records"], ".0f"), _pct(v["rate_per_token"]),
+                 _pct(v["rate_per_candidate"]), _pct(v["dictionary_share"]),
+                 _pct(v["source_in_dictionary"]), ", ".join(v["top_pairs"])]
+                for lang, v in per.items()]
+        out += ["", f"Code-switch quality, {task} (mean over runs):", "",
+                _table(rows, ["language", "records", "substituted tokens", "per candidate",
+                              "dictionary translations", "source word in dictionary",
+                              "top pairs"])]
     if doc["plot"]:
         out += ["", f"![per-language differences with the claimed gain]({doc['plot']})"]
     out += ["", "## Consistency between claims", ""]
@@ -299,7 +367,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             out += ["", f"Note: {c['note']}"]
         if c["parts"]:
             for p in c["parts"]:
-                out += _part_section(c, p, alpha)
+                out += _part_section(c, p, alpha, scale)
         else:
             out += ["", c["reason"]]
             if c["ran_on"]:

@@ -267,11 +267,16 @@ def evaluate_claim(claim: Claim, results: Any, plan_: AnalysisPlan = PLAN) -> li
                                                plan_.alpha)
             part.planned = plan(part.paper.gain, comp, plan_.alpha, plan_.power_target)
         part.verdict, part.reason = gain_verdict(part, part.paper.gain, plan_.alpha)
+        if part.test is not None and part.test.design == "unpaired":
+            part.reason += f"; {part.test.note}"
         if part.verdict == "inconclusive" and part.planned is not None:
             pl = part.planned
             seeds = "> 200" if pl.seeds_paired is None else str(pl.seeds_paired)
+            rows = pl.rows_paired.get(pl.seeds_paired) if pl.seeds_paired else None
             part.reason += (f"; MDE {pl.mde_now_paired:+.2f} pt; {seeds} seed pairs for "
-                            f"{plan_.power_target:.0%} power")
+                            f"{plan_.power_target:.0%} power"
+                            + (f" ({rows:,} test rows per language with test-set noise)"
+                               if rows else ""))
         _levels(part, paper_scale, plan_.alpha)
         _qualify(part)
         if part.verdict != "not measurable":
@@ -375,7 +380,7 @@ def _property_outcome(claim: Claim, props: Mapping[str, Mapping[str, Any]],
         return ClaimOutcome(claim, "not run", "no property-check outcome supplied")
     model, data = got.get("model"), got.get("data")
     ran_on = (f"model {model}, data {data}" if model or data
-              else f"{got.get('implementation', 'implementation')} (model and data not recorded)")
+              else "model and data not recorded in the properties file")
     return ClaimOutcome(claim, str(got["verdict"]), str(got["evidence"]), ran_on=ran_on)
 
 

@@ -264,7 +264,15 @@ def run(args: argparse.Namespace) -> int:
                               args.seeds, "assumed")
         else:
             part = measure(results, pv, claim.arms)
+            if part is not None and part.one_class:
+                print(f"{label}: not measurable: majority-class runs ({', '.join(part.one_class)}"
+                      ") predict one class for every item; no variance to plan from")
+                continue
             comp = measured_components(part) if part is not None else None
+            if comp is not None and comp.sd_diff == 0:
+                print(f"{label}: not measurable: the paired differences do not vary across "
+                      "seeds (degenerate runs)")
+                continue
             if comp is None:
                 print(f"{label}: not measurable from {args.results_dir} (needs at least two "
                       "seeds of both arms with matching seeds)")

@@ -378,13 +378,24 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- plot and files
 
 
-def _plot_panels(claims: Sequence[Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
-    return [(c["id"], p) for c in claims for p in c["parts"] if p["per_language"]]
+def _plot_panels(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One panel per task and language set with something measurable; every claim on those
+    languages contributes its claimed gain as a reference line."""
+    panels: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    for c in claims:
+        for p in c["parts"]:
+            if not p["per_language"]:
+                continue
+            key = (p["task"], tuple(x["language"] for x in p["per_language"]))
+            panel = panels.setdefault(key, {"task": p["task"], "rows": p["per_language"],
+                                            "claims": []})
+            panel["claims"].append((c["id"], p["claimed_gain"]))
+    return list(panels.values())
 
 
 def plot_differences(doc: Mapping[str, Any], path: Path) -> None:
-    """Per-language differences with cluster-bootstrap bounds, the claimed gain as a reference
-    line; one panel per claimed number with something measurable."""
+    """Per-language differences with cluster-bootstrap bounds and the claimed gains drawn as
+    reference lines; panels with nothing measurable are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -392,19 +403,21 @@ def plot_differences(doc: Mapping[str, Any], path: Path) -> None:
 
     panels = _plot_panels(doc["claims"])
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), squeeze=False)
-    for ax, (cid, p) in zip(axes[:, 0], panels, strict=True):
-        rows = p["per_language"]
+    styles = ("--", ":", "-.")
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        rows = panel["rows"]
         x = list(range(len(rows)))
         y = [r["diff"] for r in rows]
         err = [[r["diff"] - r["low"] if r["low"] is not None else 0.0 for r in rows],
                [r["high"] - r["diff"] if r["high"] is not None else 0.0 for r in rows]]
         ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="difference (95% bounds)")
         ax.axhline(0.0, color="grey", lw=0.8)
-        ax.axhline(p["claimed_gain"], color="tab:red", ls="--", lw=1,
-                   label=f"claimed {p['claimed_gain']:+.1f}")
+        for i, (cid, gain) in enumerate(panel["claims"]):
+            ax.axhline(gain, color="tab:red", ls=styles[i % len(styles)], lw=1,
+                       label=f"{cid} claims {gain:+.1f}")
         ax.set_xticks(x, [r["language"] for r in rows])
         ax.set_ylabel("difference (pt)")
-        ax.set_title(f"{cid} {p['task']}: per-language treatment - control "
+        ax.set_title(f"{panel['task']}: per-language treatment - control "
                      f"(profile {doc['scale']['profile']}, model {doc['scale']['model']})")
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

@@ -93,3 +93,5 @@ def test_committed_report_is_what_the_audit_writes(tmp_path: Path,
     paths = write_report(a, tmp_path)
     assert paths["markdown"].read_text() == (ROOT / "reports" / "claims.md").read_text()
     assert paths["json"].read_text() == (ROOT / "reports" / "claims.json").read_text()
+    assert "plot" in paths
+    assert paths["plot"].read_bytes() == (ROOT / "reports" / paths["plot"].name).read_bytes()

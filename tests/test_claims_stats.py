@@ -23,10 +23,11 @@ from claims.registry import (
 from claims.results import load_results, make_metrics
 
 PLAN = cv.AnalysisPlan(n_resamples=199)
-TOTAL = 10_000  # rows per language: one correct item = 0.01 points
+TOTAL = 2_000  # rows per language; over 7 languages one correct item = 0.007 points
+PAWSX_LANGS = ("en", "de", "es", "fr", "ja", "ko", "zh")
 
 
-def claim_file(tmp_path: Path, gain: float = 1.4, languages: Any = ("de",),
+def claim_file(tmp_path: Path, gain: float = 1.4, languages: Any = "all",
                name: str = "claims.yaml") -> Path:
     """A one-claim file on PAWS-X (arm names are free; today's schema still wants these two)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -34,21 +35,27 @@ def claim_file(tmp_path: Path, gain: float = 1.4, languages: Any = ("de",),
     path.write_text(json.dumps({"claims": [{
         "id": "G", "text": "treatment beats control", "kind": "statistical", "verified": True,
         "arms": {"treatment": "salt", "control": "baseline"},
-        "parts": [{"task": "pawsx", "languages": list(languages), "description": "test",
+        "parts": [{"task": "pawsx", "languages": languages, "description": "test",
                    "gain": gain}]}]}))
     return path
 
 
+def counts(score: float, langs: tuple[str, ...]) -> dict[str, int]:
+    """Correct counts per language whose macro average is ``score`` points (to 1/(n x TOTAL))."""
+    total = round(score * TOTAL * len(langs) / 100)
+    base, extra = divmod(total, len(langs))
+    return {lang: base + (i < extra) for i, lang in enumerate(langs)}
+
+
 def write_runs(root: Path, treatment: list[float], control: list[float],
-               langs: tuple[str, ...] = ("de",), seeds_c: list[int] | None = None,
+               langs: tuple[str, ...] = PAWSX_LANGS, seeds_c: list[int] | None = None,
                **kw: Any) -> Path:
-    """One file per seed and arm; each listed score (points, 0.01 resolution) for every lang."""
+    """One file per seed and arm, each with the given macro-averaged score (points)."""
     root.mkdir(parents=True, exist_ok=True)
     for arm, scores, seeds in (("salt", treatment, range(len(treatment))),
                                ("baseline", control, seeds_c or range(len(control)))):
         for seed, score in zip(seeds, scores, strict=True):
-            count = round(score * TOTAL / 100)
-            m = make_metrics("pawsx", arm, seed, dict.fromkeys(langs, count), TOTAL, **kw)
+            m = make_metrics("pawsx", arm, seed, counts(score, langs), TOTAL, **kw)
             (root / f"pawsx-{arm}-{seed}.json").write_text(json.dumps(m))
     return root
 
@@ -256,8 +263,9 @@ def one_class(path: Path) -> None:
         pred["predicted"] = [0] * len(pred["labels"])
         k = sum(y == 0 for y in pred["labels"])
         m["languages"][lang].update(correct=k, accuracy=k / len(pred["labels"]))
-    accs = [v["accuracy"] for v in m["languages"].values()]
-    m["averages"].update({"all": float(np.mean(accs)), "without_en": float(np.mean(accs))})
+    accs = {lang: v["accuracy"] for lang, v in m["languages"].items()}
+    m["averages"].update({"all": float(np.mean(list(accs.values()))),
+                          "without_en": float(np.mean([a for x, a in accs.items() if x != "en"]))})
     path.write_text(json.dumps(m))
 
 
@@ -277,10 +285,11 @@ def test_summary_only_is_unverifiable(tmp_path: Path) -> None:
 
 
 def test_missing_languages_read_k_of_n(tmp_path: Path) -> None:
-    claims = load_claims(claim_file(tmp_path, languages=("de", "fr")))
-    results = load_results(write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE))
+    claims = load_claims(claim_file(tmp_path))
+    results = load_results(write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE,
+                                      langs=PAWSX_LANGS[:-1]))
     part = cv.audit(results, claims=claims, plan_=PLAN).outcomes[0].parts[0]
-    assert part.verdict == "gain on 1 of 2 languages" and "fr" in part.reason
+    assert part.verdict == "gain on 6 of 7 languages" and "zh" in part.reason
 
 
 def test_not_run_without_the_arm(tmp_path: Path) -> None:
@@ -327,7 +336,7 @@ def test_combine() -> None:
 def test_holm_across_the_parts_of_a_claim(tmp_path: Path) -> None:
     path = claim_file(tmp_path)
     obj = json.loads(path.read_text())
-    obj["claims"][0]["parts"].append({"task": "pawsx", "languages": ["de"],
+    obj["claims"][0]["parts"].append({"task": "pawsx", "languages": ["de", "fr"],
                                       "description": "again", "gain": 1.4})
     path.write_text(json.dumps(obj))
     results = load_results(write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE))

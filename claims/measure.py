@@ -42,7 +42,8 @@ class PartData:
     def pairs(self) -> list[tuple[int, Correct, Correct]]:
         """(seed, treatment, control) correctness of the seeds both arms ran, with predictions."""
         out = []
-        for seed in sorted(set(self.correct_treatment) & set(self.correct_control)):
+        common = set(self.correct_treatment) & set(self.correct_control) - {None}
+        for seed in sorted(common):
             ct, cc = self.correct_treatment[seed], self.correct_control[seed]
             if ct is not None and cc is not None:
                 out.append((seed, ct, cc))
@@ -79,27 +80,43 @@ def measure(results: Any, pv: PaperValue, arms: Arms) -> PartData | None:
     def score(run: Any) -> float:
         return sum(run.accuracy(x) for x in langs) / len(langs)
 
+    def ordered(runs: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
+        return [(s, runs[s]) for s in sorted(runs, key=seed_order)]
+
     one_class = tuple(f"{arm}/seed {seed}" for arm, runs in ((arms.treatment, runs_t),
                                                             (arms.control, runs_c))
-                      for seed, run in sorted(runs.items()) if _one_class(run, langs))
+                      for seed, run in ordered(runs) if _one_class(run, langs))
     first = next(iter(runs_t.values()))
     rows = {x: int(first.metrics["languages"][x]["total"]) for x in langs}
     return PartData(pv.task, langs, missing,
-                    {s: score(r) for s, r in sorted(runs_t.items())},
-                    {s: score(r) for s, r in sorted(runs_c.items())},
-                    {s: _correctness(r, langs) for s, r in sorted(runs_t.items())},
-                    {s: _correctness(r, langs) for s, r in sorted(runs_c.items())},
+                    {s: score(r) for s, r in ordered(runs_t)},
+                    {s: score(r) for s, r in ordered(runs_c)},
+                    {s: _correctness(r, langs) for s, r in ordered(runs_t)},
+                    {s: _correctness(r, langs) for s, r in ordered(runs_c)},
                     one_class, rows)
+
+
+def seed_order(seed: int | None) -> tuple[bool, int]:
+    """Sort key for seeds; files without a recorded seed (None) come last."""
+    return (seed is None, seed or 0)
 
 
 def is_paper_scale(scale: Any) -> bool:
     """Whether the numbers were measured at the paper's scale, as ``claims.results`` decided it
-    from the recorded model and sizes (``Scale.paper_scale``); the profile name only when the
-    result set does not say."""
-    decided = getattr(scale, "paper_scale", None)
-    if isinstance(decided, bool):
-        return decided
+    from the recorded model and sizes (``Scale.at_paper_scale``); the profile name only when
+    the result set does not say."""
+    for name in ("at_paper_scale", "paper_scale"):
+        decided = getattr(scale, name, None)
+        if isinstance(decided, bool):
+            return decided
     return getattr(scale, "profile", None) == "paper"
+
+
+def scale_caveat(scale: Any) -> str | None:
+    """``claims.results``' sentence on why the numbers are below paper scale, if it gives one."""
+    caveat = getattr(scale, "caveat", None)
+    got = caveat() if callable(caveat) else caveat
+    return got if isinstance(got, str) and got else None
 
 
 def min_seeds(results: Any, task: str | None = None) -> tuple[int, str]:
@@ -108,8 +125,8 @@ def min_seeds(results: Any, task: str | None = None) -> tuple[int, str]:
     for name, tr in sorted(results.tasks.items()):
         if task is not None and name != task:
             continue
-        for runs in tr.runs.values():
-            for run in runs.values():
+        for arm in sorted(tr.runs):
+            for run in tr.runs[arm].values():
                 train = (run.metrics["provenance"].get("params") or {}).get("train")
                 if isinstance(train, Mapping) and isinstance(train.get("min_seeds"), int):
                     return int(train["min_seeds"]), "provenance.params.train.min_seeds"

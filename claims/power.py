@@ -158,7 +158,7 @@ def measured_components(part: object) -> Components | None:
     from .measure import PartData
 
     assert isinstance(part, PartData)
-    seeds = sorted(set(part.treatment) & set(part.control))
+    seeds = sorted(set(part.treatment) & set(part.control) - {None})
     if len(seeds) < 2:
         return None
     t = np.array([part.treatment[s] for s in seeds])

@@ -18,7 +18,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .measure import is_paper_scale
+from .measure import is_paper_scale, scale_caveat, seed_order
 from .verdicts import NOISY_SHARE, Audit, Part
 
 PLOT_NAME = "claims_per_language.png"
@@ -129,10 +129,12 @@ def _scale(audit: Audit) -> dict[str, Any]:
     for name, tr in sorted(audit.results.tasks.items()):
         rows = sorted({int(r.metrics["languages"][x]["total"]) for runs in tr.runs.values()
                        for r in runs.values() for x in r.metrics["languages"]})
-        tasks[name] = {"seeds": {arm: sorted(runs) for arm, runs in sorted(tr.runs.items())
-                                 if runs}, "rows_per_language": rows,
+        tasks[name] = {"seeds": {arm: sorted(runs, key=seed_order)
+                                 for arm, runs in sorted(tr.runs.items()) if runs},
+                       "rows_per_language": rows,
                        "languages": len(tr.languages)}
     return {"profile": sc.profile, "model": sc.model, "paper_scale": is_paper_scale(sc),
+            "caveat": scale_caveat(sc),
             "params_hash": getattr(sc, "params_hash", None), "tasks": tasks,
             "git_commits": list(getattr(sc, "git_commits", [])),
             "data_revisions": list(getattr(sc, "data_revisions", [])),
@@ -244,8 +246,8 @@ def _scale_line(doc: Mapping[str, Any]) -> str:
         f"{t}: {' / '.join(f'{arm} {len(s)}' for arm, s in v['seeds'].items())} seeds, "
         f"{', '.join(map(str, v['rows_per_language']))} test rows x {v['languages']} languages"
         for t, v in sc["tasks"].items())
-    where = "paper scale" if sc["paper_scale"] else "below paper scale (no number here confirms a " \
-                                                     "paper-scale number)"
+    where = "paper scale" if sc["paper_scale"] else (
+        (sc["caveat"] or "below paper scale") + "; no number here confirms a paper-scale number")
     return f"Scale: profile `{sc['profile']}`, model `{sc['model']}`, {where}. {tasks}."
 
 

@@ -74,11 +74,12 @@ def _undefined(design: str, seeds: tuple[int, ...], t: np.ndarray, c: np.ndarray
 def seed_difference(treatment: Mapping[int, float], control: Mapping[int, float],
                     alpha: float = ALPHA) -> SeedDifference:
     """Paired t-test over seeds present in both arms; Welch when the seed sets differ."""
-    st, sc = sorted(treatment), sorted(control)
+    st = sorted(treatment, key=lambda s: (s is None, s or 0))
+    sc = sorted(control, key=lambda s: (s is None, s or 0))
     if not st or not sc:
         return _undefined("none", (), np.empty(0), np.empty(0), NAN, 0, "an arm has no runs")
     level = 1 - 2 * alpha
-    if st == sc:
+    if st == sc and None not in st:
         t = np.array([treatment[s] for s in st], float)
         c = np.array([control[s] for s in st], float)
         d = t - c
@@ -102,14 +103,16 @@ def seed_difference(treatment: Mapping[int, float], control: Mapping[int, float]
             "instead of the paired test")
     diff = float(t.mean() - c.mean())
     if len(t) < 2 or len(c) < 2 or (np.ptp(t) == 0 and np.ptp(c) == 0):
-        return _undefined("unpaired", tuple(sorted(set(st) | set(sc))), t, c, diff,
-                          min(len(t), len(c)), note + "; no variance estimate")
+        seeds = tuple(x for x in dict.fromkeys(st + sc) if x is not None)
+        return _undefined("unpaired", seeds, t, c, diff, min(len(t), len(c)),
+                          note + "; no variance estimate")
     two = stats.ttest_ind(t, c, equal_var=False)
     ci = two.confidence_interval(level)
     se = math.sqrt(t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c))
     n = min(len(t), len(c))
     return SeedDifference(
-        "unpaired", tuple(sorted(set(st) | set(sc))), tuple(map(float, t)), tuple(map(float, c)),
+        "unpaired", tuple(x for x in dict.fromkeys(st + sc) if x is not None),
+        tuple(map(float, t)), tuple(map(float, c)),
         diff, se * math.sqrt(n), n, float(two.df), float(two.statistic),
         float(stats.ttest_ind(t, c, equal_var=False, alternative="greater").pvalue),
         float(stats.ttest_ind(t, c, equal_var=False, alternative="less").pvalue),

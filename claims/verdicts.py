@@ -33,7 +33,7 @@ from scipy import stats as sps
 
 from salt.tasks import TASKS
 
-from .measure import PartData, is_paper_scale, measure, min_seeds
+from .measure import PartData, is_paper_scale, measure, min_seeds, seed_order
 from .power import Components, Plan, measured_components, plan, power_paired
 from .registry import CLAIMS, REFERENCES, Claim, PaperValue, Reference
 from .stats import (
@@ -259,7 +259,7 @@ def evaluate_claim(claim: Claim, results: Any, plan_: AnalysisPlan = PLAN) -> li
         parts.append(part)
     adjusted = holm([p.test.p_greater if p.test is not None else float("nan") for p in parts])
     paper_scale = is_paper_scale(results.scale)
-    for part, p_adj in zip(parts, adjusted, strict=True):
+    for pv, part, p_adj in zip(claim.paper, parts, adjusted, strict=True):
         part.p_adjusted = float(p_adj)
         comp: Components | None = measured_components(part.data) if part.data else None
         if comp is not None and comp.sd_diff > 0:
@@ -268,7 +268,10 @@ def evaluate_claim(claim: Claim, results: Any, plan_: AnalysisPlan = PLAN) -> li
             part.planned = plan(part.paper.gain, comp, plan_.alpha, plan_.power_target)
         part.verdict, part.reason = gain_verdict(part, part.paper.gain, plan_.alpha)
         if part.test is not None and part.test.design == "unpaired":
-            part.reason += f"; {part.test.note}"
+            pairing = getattr(results, "pairing", None)
+            why = getattr(pairing(pv.task, claim.arms.treatment, claim.arms.control), "reason",
+                          None) if callable(pairing) else None
+            part.reason += f"; {part.test.note}" + (f" ({why})" if why else "")
         if part.verdict == "inconclusive" and part.planned is not None:
             pl = part.planned
             seeds = "> 200" if pl.seeds_paired is None else str(pl.seeds_paired)
@@ -318,9 +321,9 @@ def _share(value: Any) -> float | None:
     return None
 
 
-def _runs(results: Any) -> list[tuple[str, str, int, Any]]:
-    return [(task, arm, seed, run) for task, tr in sorted(results.tasks.items())
-            for arm, runs in sorted(tr.runs.items()) for seed, run in sorted(runs.items())]
+def _runs(results: Any) -> list[tuple[str, str, int | None, Any]]:
+    return [(task, arm, seed, tr.runs[arm][seed]) for task, tr in sorted(results.tasks.items())
+            for arm in sorted(tr.runs) for seed in sorted(tr.runs[arm], key=seed_order)]
 
 
 def codeswitch_blocks(results: Any) -> list[Mapping[str, Any]]:
@@ -378,10 +381,27 @@ def _property_outcome(claim: Claim, props: Mapping[str, Mapping[str, Any]],
     got = props.get(claim.id)
     if got is None:
         return ClaimOutcome(claim, "not run", "no property-check outcome supplied")
-    model, data = got.get("model"), got.get("data")
-    ran_on = (f"model {model}, data {data}" if model or data
-              else "model and data not recorded in the properties file")
+    if "ran_on" in got:
+        ran_on = describe_ran_on(got["ran_on"])
+    elif got.get("model") or got.get("data"):
+        ran_on = describe_ran_on({"model": got.get("model"), "data": got.get("data")})
+    else:
+        ran_on = "model and data not recorded in the properties file"
     return ClaimOutcome(claim, str(got["verdict"]), str(got["evidence"]), ran_on=ran_on)
+
+
+def describe_ran_on(value: Any) -> str:
+    """One line for a properties file's ``ran_on``: a string, ``{model, data}`` or named
+    settings of those (``{"bench": {...}, "written": {...}}``)."""
+    if isinstance(value, Mapping):
+        if "model" in value or "data" in value:
+            data = value.get("data")
+            if isinstance(data, list):
+                data = (", ".join(map(str, data)) if len(data) <= 3 else
+                        f"{', '.join(map(str, data[:3]))} and {len(data) - 3} more files")
+            return f"model {value.get('model') or 'not recorded'}, data {data or 'not recorded'}"
+        return "; ".join(f"{key}: {describe_ran_on(v)}" for key, v in value.items())
+    return str(value)
 
 
 def audit(results: Any, properties: Mapping[str, Mapping[str, Any]] | None = None, *,

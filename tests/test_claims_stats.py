@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,9 @@ def test_unpaired_seeds_fall_back_to_welch_and_say_so() -> None:
     ref = sps.ttest_ind([50, 52, 51], [49, 50, 50.5], equal_var=False, alternative="greater")
     assert got.design == "unpaired" and "do not pair" in got.note
     assert got.p_greater == pytest.approx(ref.pvalue)
+    # files without a recorded seed never pair
+    got = cs.seed_difference({None: 50.0, 1: 52.0}, {None: 49.0, 1: 50.0})
+    assert got.design == "unpaired" and got.seeds == (1,)
 
 
 def test_holm_against_hand_values() -> None:
@@ -246,11 +250,15 @@ def test_paper_profile_needs_five_seeds(tmp_path: Path) -> None:
 
 
 def test_recorded_min_seeds_wins(tmp_path: Path) -> None:
-    root = write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE)
-    for path in root.glob("*.json"):
-        m = json.loads(path.read_text())
-        m["provenance"]["params"]["train"] = {"min_seeds": 4}
-        path.write_text(json.dumps(m))
+    params = {"profile": "proxy", "train": {"min_seeds": 4}}
+    if "params" in inspect.signature(make_metrics).parameters:  # params_hash follows params
+        root = write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE, params=params)
+    else:
+        root = write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE)
+        for path in root.glob("*.json"):
+            m = json.loads(path.read_text())
+            m["provenance"]["params"] = params
+            path.write_text(json.dumps(m))
     part = cv.audit(load_results(root), claims=load_claims(claim_file(tmp_path)),
                     plan_=PLAN).outcomes[0].parts[0]
     assert part.min_seeds[0] == 4 and part.verdict == "inconclusive"

@@ -120,8 +120,8 @@ def scale_caveat(scale: Any) -> str | None:
 
 
 def min_seeds(results: Any, task: str | None = None) -> tuple[int, str]:
-    """Minimum seeds per arm: the recorded ``train.min_seeds`` of the runs' parameters, else 5 at
-    paper scale and 3 otherwise. Returns the number and where it came from."""
+    """Minimum seeds per arm: the recorded ``train.min_seeds`` of the runs' parameters, else 5
+    for the paper profile or at paper scale and 3 otherwise. Returns the number and its source."""
     for name, tr in sorted(results.tasks.items()):
         if task is not None and name != task:
             continue
@@ -130,6 +130,6 @@ def min_seeds(results: Any, task: str | None = None) -> tuple[int, str]:
                 train = (run.metrics["provenance"].get("params") or {}).get("train")
                 if isinstance(train, Mapping) and isinstance(train.get("min_seeds"), int):
                     return int(train["min_seeds"]), "provenance.params.train.min_seeds"
-    if is_paper_scale(results.scale):
-        return DEFAULT_MIN_SEEDS["paper"], "paper scale default (no train.min_seeds recorded)"
+    if getattr(results.scale, "profile", None) == "paper" or is_paper_scale(results.scale):
+        return DEFAULT_MIN_SEEDS["paper"], "paper default (no train.min_seeds recorded)"
     return DEFAULT_MIN_SEEDS["other"], "default below paper scale (no train.min_seeds recorded)"

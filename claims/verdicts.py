@@ -6,8 +6,8 @@ claimed gain ``g`` of a part (one task and language set) the rule is, in this or
 1. no runs of the task or of either arm -> **not run**;
 2. any run predicts one class for every item -> **not measurable** (a majority-class classifier:
    nothing was learned at this scale, so the comparison carries no information);
-3. fewer seeds per arm than the minimum (recorded ``train.min_seeds``, else 5 at paper scale and 3
-   below) or a test that is undefined -> **inconclusive**;
+3. fewer seeds per arm than the minimum (recorded ``train.min_seeds``, else 5 for the paper
+   profile or scale and 3 below) or a test that is undefined -> **inconclusive**;
 4. with the one-sided 95% bounds ``[L, U]`` of the paired difference:
    ``U < 0`` -> **worse**; ``U < g`` and mean <= 0 -> **no gain**; ``U < g`` and mean > 0 ->
    **smaller than claimed**; Holm-adjusted one-sided p < alpha (and ``U >= g``) -> **reproduced**;
@@ -78,8 +78,8 @@ class AnalysisPlan:
             "(`scipy.stats.ttest_rel`; same seed in both arms) of the language-averaged "
             "accuracy, treatment minus control. Seeds that do not pair: Welch's test, said so.",
             "- Multiplicity: Holm across the parts of one claim (C1: XNLI and PAWS-X).",
-            "- Minimum seeds per arm: the recorded `train.min_seeds`, else 5 at paper scale and "
-            "3 below; fewer seeds -> inconclusive.",
+            "- Minimum seeds per arm: the recorded `train.min_seeds`, else 5 for the paper "
+            "profile or scale and 3 below; fewer seeds -> inconclusive.",
             "- Verdicts for a claimed gain g: U < 0 worse; U < g no gain (mean <= 0) or smaller "
             "than claimed (mean > 0); significant and U >= g reproduced; else inconclusive; any "
             "majority-class run -> not measurable; missing languages -> 'on k of n languages'; "
@@ -348,8 +348,15 @@ def cut_budgets(results: Any) -> list[str]:
         for b in budgets:
             if isinstance(b, Mapping) and b.get("cut_short"):
                 out.append(f"{task}/{arm}/seed {seed}: {b.get('stage', '?')} stopped at "
-                           f"{b.get('used')} of {b.get('limit')} {b.get('kind', '')}".rstrip())
+                           f"{_num(b.get('used'))} of {_num(b.get('limit'))} "
+                           f"{b.get('kind') or ''}".rstrip())
     return out
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return "unknown" if x is None else str(x)
 
 
 def imported(results: Any) -> bool:

@@ -246,7 +246,7 @@ def test_two_seeds_are_inconclusive_even_when_clear(tmp_path: Path) -> None:
 def test_paper_profile_needs_five_seeds(tmp_path: Path) -> None:
     part = verdict(tmp_path, shifted([1.3, 1.5, 1.4]), BASE, profile="paper")
     assert part.verdict == "inconclusive" and "below the minimum 5" in part.reason
-    assert part.min_seeds == (5, "paper scale default (no train.min_seeds recorded)")
+    assert part.min_seeds == (5, "paper default (no train.min_seeds recorded)")
 
 
 def test_recorded_min_seeds_wins(tmp_path: Path) -> None:

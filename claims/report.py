@@ -187,8 +187,10 @@ def _iv(low: Any, high: Any) -> str:
 
 
 def _cell(x: Any) -> str:
+    """One table cell: one line, at most ``CELL`` characters, pipes escaped."""
     s = " ".join(str(x).split())
-    return s if len(s) <= CELL else s[:CELL - 3] + "..."
+    s = s if len(s) <= CELL else s[:s.rfind(" ", 0, CELL - 3)] + "..."
+    return s.replace("|", "\\|")
 
 
 def _table(rows: list[list[Any]], headers: Sequence[str]) -> str:

@@ -44,7 +44,8 @@ def test_no_json_nan_long_cells_or_absolute_paths(tmp_path: Path) -> None:
     assert str(tmp_path) not in md and "/tmp" not in md
     for line in md.splitlines():
         if line.startswith("|"):
-            assert all(len(cell.strip()) <= CELL for cell in line.strip("|").split("|"))
+            cells = re.split(r"(?<!\\)\|", line.strip("|"))
+            assert all(len(cell.strip()) <= CELL + 2 for cell in cells)
     assert "Power: minimum detectable effect" in md
 
 
@@ -76,10 +77,16 @@ def test_budgets_and_codeswitch_figures_are_shown(tmp_path: Path) -> None:
 def test_property_claims_say_what_they_ran_on(tmp_path: Path) -> None:
     root = write_runs(tmp_path / "runs", BASE, BASE)
     props = {"C3": {"verdict": "holds", "evidence": "C3 holds: all in the target set",
+                    "ran_on": {"bench": {"model": "tiny BERT", "data": "XNLI dev"},
+                               "written": {"model": "work/mlm", "data": ["a.jsonl", "b.jsonl"]}}},
+             "C4": {"verdict": "holds", "evidence": "C4 holds: p |diff| <= 1e-4 everywhere",
                     "model": "tiny random BERT", "data": "XNLI dev (en/fr)"}}
     a = audit(load_results(root), props, plan_=PLAN)
     md = render_markdown(audit_to_dict(a))
     assert "Ran on: model tiny random BERT, data XNLI dev (en/fr)." in md
+    assert ("Ran on: bench: model tiny BERT, data XNLI dev; written: model work/mlm, data "
+            "a.jsonl, b.jsonl.") in md
+    assert "p \\|diff\\| <= 1e-4" in md  # a pipe inside a cell does not split the table
     assert "| C3      | holds" in md or re.search(r"\| C3 +\| holds", md)
     assert len(summary_lines(a)) == 10
 

@@ -102,3 +102,17 @@ def test_committed_report_is_what_the_audit_writes(tmp_path: Path,
     assert paths["json"].read_text() == (ROOT / "reports" / "claims.json").read_text()
     assert "plot" in paths
     assert paths["plot"].read_bytes() == (ROOT / "reports" / paths["plot"].name).read_bytes()
+
+
+def test_committed_results_fit_the_first_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every claim of SALT's file has its line within the first 30 lines of the report."""
+    monkeypatch.chdir(ROOT)
+    a = audit(load_results("results/metrics"), load_properties("reports/properties.json"),
+              plan_=PLAN)
+    md = render_markdown(audit_to_dict(a))
+    screen = md.splitlines()[:30]
+    for claim in a.outcomes:
+        assert any(re.match(rf"\| {claim.claim.id} +\| {re.escape(claim.verdict)} ", line)
+                   for line in screen), claim.claim.id
+    assert md.index("## Methods") > md.index("| C10 ")  # methods come after the summary
+    assert not re.search(r"\bnan\b", md) and "```" not in md and "/work/" not in md

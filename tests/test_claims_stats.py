@@ -1,316 +1,366 @@
-"""Statistics and verdicts of the claims suite, checked against values worked out by hand."""
+"""Claims as data, the tests behind the verdicts, and every verdict outcome from synthetic runs."""
 
 from __future__ import annotations
 
+import inspect
 import json
-import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
 import claims.stats as cs
-from claims.registry import CLAIMS, get_claim, property_claims, statistical_claims
+import claims.verdicts as cv
+from claims.registry import (
+    CLAIMS,
+    ClaimsError,
+    get_claim,
+    load_claims,
+    property_claims,
+    statistical_claims,
+)
 from claims.results import load_results, make_metrics
-from salt.tasks import PAWSX, XNLI
 
-SPECS = {"xnli": XNLI, "pawsx": PAWSX}
-
-
-def write_arms(root: Path, task: str, salt: list[int], base: list[int], total: int = 100,
-               **kw: object) -> None:
-    """One file per seed and arm; every language of the task gets the same correct count, so
-    each seed's macro average is simply count / total (in points when total is 100)."""
-    for system, counts in (("salt", salt), ("baseline", base)):
-        for seed, c in enumerate(counts):
-            m = make_metrics(task, system, seed, dict.fromkeys(SPECS[task].languages, c), total,
-                             **kw)  # type: ignore[arg-type]
-            (root / f"{task}-{system}-{seed}.json").write_text(json.dumps(m))
+PLAN = cv.AnalysisPlan(n_resamples=199)
+TOTAL = 2_000  # rows per language; over 7 languages one correct item = 0.007 points
+PAWSX_LANGS = ("en", "de", "es", "fr", "ja", "ko", "zh")
 
 
-def run_audit(root: Path, **kw: object) -> cs.Audit:
-    return cs.audit(load_results(root), n_resamples=999, **kw)  # type: ignore[arg-type]
+def claim_file(tmp_path: Path, gain: float = 1.4, languages: Any = "all",
+               name: str = "claims.yaml") -> Path:
+    """A one-claim file on PAWS-X (arm names are free; today's schema still wants these two)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / name
+    path.write_text(json.dumps({"claims": [{
+        "id": "G", "text": "treatment beats control", "kind": "statistical", "verified": True,
+        "arms": {"treatment": "salt", "control": "baseline"},
+        "parts": [{"task": "pawsx", "languages": languages, "description": "test",
+                   "gain": gain}]}]}))
+    return path
 
 
-def outcome(a: cs.Audit, cid: str) -> cs.ClaimOutcome:
-    return next(o for o in a.outcomes if o.claim.id == cid)
+def counts(score: float, langs: tuple[str, ...]) -> dict[str, int]:
+    """Correct counts per language whose macro average is ``score`` points (to 1/(n x TOTAL))."""
+    total = round(score * TOTAL * len(langs) / 100)
+    base, extra = divmod(total, len(langs))
+    return {lang: base + (i < extra) for i, lang in enumerate(langs)}
 
 
-# --------------------------------------------------------------------------- registry
+def write_runs(root: Path, treatment: list[float], control: list[float],
+               langs: tuple[str, ...] = PAWSX_LANGS, seeds_c: list[int] | None = None,
+               **kw: Any) -> Path:
+    """One file per seed and arm, each with the given macro-averaged score (points)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for arm, scores, seeds in (("salt", treatment, range(len(treatment))),
+                               ("baseline", control, seeds_c or range(len(control)))):
+        for seed, score in zip(seeds, scores, strict=True):
+            m = make_metrics("pawsx", arm, seed, counts(score, langs), TOTAL, **kw)
+            (root / f"pawsx-{arm}-{seed}.json").write_text(json.dumps(m))
+    return root
 
 
-def test_registry_has_the_ten_claims() -> None:
+def verdict(tmp_path: Path, treatment: list[float], control: list[float], gain: float = 1.4,
+            **kw: Any) -> cv.Part:
+    claims = load_claims(claim_file(tmp_path, gain))
+    results = load_results(write_runs(tmp_path / "runs", treatment, control, **kw))
+    return cv.audit(results, claims=claims, plan_=PLAN).outcomes[0].parts[0]
+
+
+BASE = [50.0, 51.0, 52.0]
+
+
+def shifted(diffs: list[float]) -> list[float]:
+    return [b + d for b, d in zip(BASE, diffs, strict=True)]
+
+
+# --------------------------------------------------------------------------- claims as data
+
+
+def test_default_claims_file_has_the_ten_claims() -> None:
     assert [c.id for c in CLAIMS] == [f"C{i}" for i in range(1, 11)]
     assert {c.id for c in statistical_claims()} == {"C1", "C9", "C10"}
     assert {c.id for c in property_claims()} == {f"C{i}" for i in range(2, 9)}
-    assert [c.seed_confidence for c in CLAIMS] == [0.19, 0.25, 0.23, 0.25, 0.12, 0.15, 0.27,
-                                                   0.16, 0.10, 0.10]
     assert [c.seed_verified for c in CLAIMS] == [True] * 4 + [False] + [True] * 3 + [False] * 2
     c1 = get_claim("C1")
+    assert (c1.arms.treatment, c1.arms.control) == ("salt", "baseline")
     assert [(p.task, p.gain) for p in c1.paper] == [("xnli", 1.4), ("pawsx", 4.1)]
-    assert c1.paper[1].metric == ("de", "es", "fr", "ja", "ko", "zh")
-    assert (get_claim("C9").paper[0].salt, get_claim("C9").paper[0].baseline) == (69.8, 67.8)
-    assert (get_claim("C10").paper[0].salt, get_claim("C10").paper[0].baseline) == (66.8, 65.4)
-    assert "XTREME" in get_claim("C10").note
+    assert c1.paper[1].languages == ("de", "es", "fr", "ja", "ko", "zh")
+    assert (get_claim("C10").paper[0].treatment, get_claim("C10").paper[0].control) == (66.8,
+                                                                                         65.4)
     assert all(c.check.startswith("claims.properties.check_") for c in property_claims())
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    (lambda c: c["parts"][0].update(gain="big"), "claims[0].parts[0].gain"),
+    (lambda c: c["parts"][0].update(languages=["xx"]), "claims[0].parts[0]"),
+    (lambda c: c["parts"][0].update(task="mnli"), "claims[0].parts[0].task"),
+    (lambda c: c.pop("arms"), "claims[0] (claim G)"),
+    (lambda c: c["arms"].update(control="salt"), "claims[0].arms"),
+    (lambda c: c.update(colour="red"), "claims[0].colour"),
+])
+def test_bad_claims_file_names_file_and_key(tmp_path: Path, change: Any, key: str) -> None:
+    path = claim_file(tmp_path)
+    obj = json.loads(path.read_text())
+    change(obj["claims"][0])
+    path.write_text(json.dumps(obj))
+    with pytest.raises(ClaimsError) as err:
+        load_claims(path)
+    assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_duplicate_ids_and_missing_file(tmp_path: Path) -> None:
+    path = claim_file(tmp_path)
+    obj = json.loads(path.read_text())
+    obj["claims"].append(obj["claims"][0])
+    path.write_text(json.dumps(obj))
+    with pytest.raises(ClaimsError, match="duplicate claim ids"):
+        load_claims(path)
+    with pytest.raises(ClaimsError, match="not found"):
+        load_claims(tmp_path / "none.yaml")
+
+
+def test_consistency_flags_come_from_the_data(tmp_path: Path) -> None:
+    flags = cv.consistency_flags(CLAIMS)
+    kinds = {(f.kind, f.claims) for f in flags}
+    assert ("contradiction", ("C1", "C9")) in kinds  # +1.4 vs +2.0 over the same languages
+    assert ("contradiction", ("C9", "C10")) in kinds  # implied English above 100
+    assert any(f.claims == ("C10",) and "XTREME" in f.text and "not verified" in f.text
+               for f in flags)
+    # Consistent numbers in the data remove the findings: they are computed, not hard-coded.
+    text = (Path(cv.__file__).with_name("claims.yaml")).read_text()
+    text = text.replace("gain: 2.0, treatment: 69.8", "gain: 1.4, treatment: 69.2")
+    text = text.replace("treatment: 66.8,\n         control: 65.4", "treatment: 66.8,\n"
+                        "         control: 65.4")
+    path = tmp_path / "consistent.yaml"
+    path.write_text(text)
+    fixed = cv.consistency_flags(load_claims(path))
+    assert ("contradiction", ("C1", "C9")) not in {(f.kind, f.claims) for f in fixed}
 
 
 # --------------------------------------------------------------------------- primitives
 
 
-def test_welch_statistic_and_df_match_the_formula() -> None:
-    salt, base = [72.0, 73.0, 74.0], [70.0, 71.0, 70.0]
-    # by hand: means 73 and 70.333; variances 1 and 1/3; se^2 = 1/3 + 1/9 = 4/9
-    t_hand = (73 - 211 / 3) / math.sqrt(4 / 9)  # = 4.0
-    df_hand = (4 / 9) ** 2 / ((1 / 3) ** 2 / 2 + (1 / 9) ** 2 / 2)  # = 3.2
-    w = cs.welch_test(salt, base)
-    assert t_hand == pytest.approx(4.0) and df_hand == pytest.approx(3.2)
-    assert w.statistic == pytest.approx(t_hand)
-    assert w.df == pytest.approx(df_hand)
-    assert w.p_greater == pytest.approx(sps.t.sf(t_hand, df_hand))
-    half = sps.t.ppf(0.975, df_hand) * math.sqrt(4 / 9)
-    assert w.ci95 == pytest.approx((8 / 3 - half, 8 / 3 + half))
-    assert w.ci_greater_low == pytest.approx(8 / 3 - sps.t.ppf(0.95, df_hand) * 2 / 3)
+def test_paired_test_matches_the_formula() -> None:
+    t, c = {0: 50.0, 1: 52.0, 2: 51.0}, {0: 49.0, 1: 50.0, 2: 50.5}
+    d = np.array([1.0, 2.0, 0.5])
+    got = cs.seed_difference(t, c)
+    se = d.std(ddof=1) / np.sqrt(3)
+    assert got.design == "paired" and got.statistic == pytest.approx(d.mean() / se)
+    assert got.p_greater == pytest.approx(sps.t.sf(d.mean() / se, 2))
+    assert got.high == pytest.approx(d.mean() + sps.t.ppf(0.95, 2) * se)
+    assert got.low == pytest.approx(d.mean() - sps.t.ppf(0.95, 2) * se)
 
 
-def test_welch_undefined_without_variance_or_seeds() -> None:
-    assert math.isnan(cs.welch_test([70.0, 70.0], [69.0, 69.0]).statistic)
-    assert math.isnan(cs.welch_test([70.0], [69.0, 68.0]).p_greater)
+def test_unpaired_seeds_fall_back_to_welch_and_say_so() -> None:
+    got = cs.seed_difference({0: 50.0, 1: 52.0, 2: 51.0}, {3: 49.0, 4: 50.0, 5: 50.5})
+    ref = sps.ttest_ind([50, 52, 51], [49, 50, 50.5], equal_var=False, alternative="greater")
+    assert got.design == "unpaired" and "do not pair" in got.note
+    assert got.p_greater == pytest.approx(ref.pvalue)
+    # files without a recorded seed never pair
+    got = cs.seed_difference({None: 50.0, 1: 52.0}, {None: 49.0, 1: 50.0})
+    assert got.design == "unpaired" and got.seeds == (1,)
 
 
 def test_holm_against_hand_values() -> None:
-    # sorted 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1 = 0.04, 0.09, 0.08, 0.2; running max
-    assert cs.holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
-    assert cs.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
-    assert cs.holm([0.02]) == pytest.approx([0.02])
-    assert len(cs.holm([])) == 0
+    # p = (0.01, 0.04, 0.03): sorted 0.01*3, 0.03*2, 0.04*1 -> 0.03, 0.06, max(0.06, 0.04)
+    assert cs.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    out = cs.holm([0.02, float("nan")])
+    assert out[0] == pytest.approx(0.02) and np.isnan(out[1])
 
 
-def test_bh_against_hand_values() -> None:
-    # sorted 0.01, 0.03, 0.04, 0.2 times 4/1, 4/2, 4/3, 4/4 = 0.04, 0.06, 0.0533, 0.2;
-    # running minimum from the largest: 0.04, 0.0533, 0.0533, 0.2
-    got = cs.bh([0.01, 0.04, 0.03, 0.2])
-    assert got == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.2])
-    got = cs.bh([0.01, float("nan"), 0.04])  # NaN stays out of the family
-    assert got[0] == pytest.approx(0.02) and math.isnan(got[1]) and got[2] == pytest.approx(0.04)
+def test_clustered_mcnemar_by_hand() -> None:
+    # Source items 0-2 in languages a and b. Per item (treatment-only minus control-only):
+    # item 0: +1 +1 = 2; item 1: -1 + 0 = -1; item 2: +1 +1 = 2. X2 = 3^2 / (4 + 1 + 4) = 1.
+    t = {"a": {"x/test-a:0": True, "x/test-a:1": False, "x/test-a:2": True},
+         "b": {"x/test-b:0": True, "x/test-b:1": True, "x/test-b:2": True}}
+    c = {"a": {"x/test-a:0": False, "x/test-a:1": True, "x/test-a:2": False},
+         "b": {"x/test-b:0": False, "x/test-b:1": True, "x/test-b:2": False}}
+    got = cs.clustered_mcnemar(t, c)
+    assert (got.treatment_only, got.control_only, got.n_clusters) == (4, 1, 3)
+    assert got.statistic == pytest.approx(1.0)
+    assert got.p == pytest.approx(0.3173105, abs=1e-6)
+    # Pooled as if the 6 items were independent it would be (4 - 1)^2 / 5 = 1.8.
+    assert got.statistic < 1.8
 
 
-def test_mcnemar_exact_hand_value() -> None:
-    # b=8, c=2: two-sided p = 2 * P(X >= 8 | n=10, 1/2) = 2 * (45 + 10 + 1) / 1024
-    assert cs.mcnemar_exact(8, 2) == pytest.approx(112 / 1024)
-    assert cs.mcnemar_exact(0, 0) == 1.0
-
-
-def test_mcnemar_pairs_from_items(tmp_path: Path) -> None:
-    """Baseline right on items 0-9, SALT on items 2-17: SALT-only 8 (10-17), baseline-only 2."""
-    base = [i < 10 for i in range(20)]
-    salt = [2 <= i < 18 for i in range(20)]
-    for system, flags in (("salt", salt), ("baseline", base)):
-        m = make_metrics("xnli", system, 0, {"fr": flags})
-        (tmp_path / f"{system}.json").write_text(json.dumps(m))
-    tr = load_results(tmp_path).tasks["xnli"]
-    (pair,) = cs.mcnemar_pairs(tr, ["fr"])
-    assert (pair.seed, pair.salt_only, pair.base_only, pair.n_items) == (0, 8, 2, 20)
-    assert pair.p == pytest.approx(112 / 1024)
-
-
-def test_bootstrap_is_seeded_and_reported() -> None:
-    a, b = [72.0, 73.0, 74.0], [70.0, 71.0, 70.0]
-    one, two = cs.bootstrap_diff(a, b, seed=7), cs.bootstrap_diff(a, b, seed=7)
-    assert (one.low, one.high, one.seed) == (two.low, two.high, 7)
-    assert one.low <= 8 / 3 <= one.high
-
-
-def test_combine_rules() -> None:
-    assert cs.combine(["holds", "holds"]) == "holds"
-    assert cs.combine(["holds", "fails"]) == "fails"
-    assert cs.combine(["holds", "not run"]) == "inconclusive"
-    assert cs.combine(["not run", "not run"]) == "not run"
-    assert cs.combine(["holds", "inconclusive"]) == "inconclusive"
+def test_difference_matrix_and_cluster_bootstrap() -> None:
+    t = {"a": {"x/t-a:0": True, "x/t-a:1": True}, "b": {"x/t-b:0": True, "x/t-b:1": False}}
+    c = {"a": {"x/t-a:0": False, "x/t-a:1": True}, "b": {"x/t-b:0": False, "x/t-b:1": False}}
+    matrix = cs.difference_matrix([(t, c)], ("a", "b"))
+    # macro difference: a +50, b +50 -> +50 points; item 0 carries all of it
+    assert matrix.tolist() == [[50.0, 0.0]]
+    rng = np.random.default_rng(1)
+    big = rng.normal(0.0, 1.0, (3, 300))
+    one = cs.cluster_bootstrap(big, seed=3, n_resamples=499)
+    assert one == cs.cluster_bootstrap(big, seed=3, n_resamples=499)  # seeded
+    assert one.low < one.diff < one.high
+    # Resampling whole clusters: the interval widens when a cluster's translations move together
+    assert cs.cluster_bootstrap(np.repeat(big[:, :100], 3, axis=1), n_resamples=499).high - \
+        cs.cluster_bootstrap(np.repeat(big[:, :100], 3, axis=1), n_resamples=499).low > 0
+    with pytest.raises(ValueError, match="uid"):
+        cs.source_item("no-line")
 
 
 # --------------------------------------------------------------------------- verdicts
 
 
-def test_clear_gain_holds_with_hand_statistic(tmp_path: Path) -> None:
-    write_arms(tmp_path, "xnli", [72, 73, 74], [70, 71, 70])
-    write_arms(tmp_path, "pawsx", [72, 73, 74], [70, 71, 70])
-    a = run_audit(tmp_path)
-    c1 = outcome(a, "C1")
-    assert c1.verdict == "holds"
-    xnli = c1.parts[0]
-    assert xnli.comparison is not None
-    assert xnli.comparison.welch.statistic == pytest.approx(4.0)  # hand value above
-    assert xnli.comparison.diff == pytest.approx(8 / 3)
-    p = sps.t.sf(4.0, 3.2)
-    assert xnli.p_adjusted == pytest.approx(2 * p)  # Holm over two equal p-values
-    assert "t=4.000" in c1.evidence and "n=3 SALT + 3 baseline" in c1.evidence
-    assert "profile=proxy" in c1.scale
-    # paper agreement: +1.4 inside [0.62, 4.72]; effect ratio 2.667 / 1.4
-    assert xnli.paper_gain_in_ci is True
-    assert xnli.effect_ratio == pytest.approx((8 / 3) / 1.4)
-    # per language: every language improves identically and all are significant after BH
-    ta = a.analyses["xnli"]
-    assert (ta.n_improved, ta.n_significant) == (15, 15)
-    assert set(ta.averages) == {"all", "without_en", "under_resourced"}
-    assert ta.averages["under_resourced"].languages == ("sw", "ur", "hi", "th")
+def test_reproduced(tmp_path: Path) -> None:
+    part = verdict(tmp_path, shifted([1.3, 1.5, 1.4]), BASE)
+    assert part.verdict == "reproduced"
+    assert part.test.low > 0 and part.test.high >= 1.4
 
 
-def test_salt_worse_fails(tmp_path: Path) -> None:
-    write_arms(tmp_path, "xnli", [69, 70, 69], [72, 73, 74])
-    write_arms(tmp_path, "pawsx", [69, 70, 69], [72, 73, 74])
-    a = run_audit(tmp_path)
-    assert outcome(a, "C1").verdict == "fails"
-    assert outcome(a, "C9").verdict == "fails"
-    assert outcome(a, "C1").parts[0].paper_gain_in_ci is False
+def test_small_gain_with_tight_interval_is_smaller_than_claimed(tmp_path: Path) -> None:
+    part = verdict(tmp_path, shifted([0.12, 0.13, 0.14]), BASE)
+    assert part.verdict == "smaller than claimed" and "(significant)" in part.reason
+    assert 0 < part.test.low < part.test.high < 1.4
+
+
+def test_interval_around_zero_excluding_the_claim_is_not_neither(tmp_path: Path) -> None:
+    part = verdict(tmp_path, shifted([-0.03, 0.10, 0.23]), BASE)
+    assert part.test.low < 0 < part.test.high < 1.4
+    assert part.verdict == "smaller than claimed" and "not significant" in part.reason
+    assert "gains above" in part.ruled_out()
+
+
+def test_no_gain_and_worse(tmp_path: Path) -> None:
+    assert verdict(tmp_path / "a", shifted([-0.10, 0.0, -0.05]), BASE).verdict == "no gain"
+    assert verdict(tmp_path / "b", shifted([-1.0, -1.2, -1.1]), BASE).verdict == "worse"
+
+
+def test_noisy_is_inconclusive_with_what_would_decide_it(tmp_path: Path) -> None:
+    part = verdict(tmp_path, shifted([-2.0, 3.0, 1.0]), BASE)
+    assert part.verdict == "inconclusive"
+    assert "MDE" in part.reason and "seed pairs for 80% power" in part.reason
+    assert part.planned is not None and part.planned.seeds_paired > 3
+    assert 0 < part.power_at_claim < 0.8
 
 
 def test_two_seeds_are_inconclusive_even_when_clear(tmp_path: Path) -> None:
-    write_arms(tmp_path, "xnli", [80, 81], [60, 61])
-    write_arms(tmp_path, "pawsx", [80, 81], [60, 61])
-    c1 = outcome(run_audit(tmp_path), "C1")
-    assert c1.verdict == "inconclusive"
-    assert "fewer than 3 seeds" in c1.reason
+    part = verdict(tmp_path, [51.4, 52.5], [50.0, 51.0])
+    assert part.verdict == "inconclusive" and "below the minimum 3" in part.reason
 
 
-def test_noisy_overlap_is_inconclusive(tmp_path: Path) -> None:
-    write_arms(tmp_path, "xnli", [70, 74, 66], [69, 72, 68])
-    write_arms(tmp_path, "pawsx", [70, 74, 66], [69, 72, 68])
-    a = run_audit(tmp_path)
-    assert outcome(a, "C1").verdict == "inconclusive"
-    assert outcome(a, "C10").verdict == "inconclusive"
+def test_paper_profile_needs_five_seeds(tmp_path: Path) -> None:
+    part = verdict(tmp_path, shifted([1.3, 1.5, 1.4]), BASE, profile="paper")
+    assert part.verdict == "inconclusive" and "below the minimum 5" in part.reason
+    assert part.min_seeds == (5, "paper default (no train.min_seeds recorded)")
 
 
-def test_missing_task_is_not_run(tmp_path: Path) -> None:
-    write_arms(tmp_path, "xnli", [72, 73, 74], [70, 71, 70])
-    a = run_audit(tmp_path)
-    c1 = outcome(a, "C1")
-    assert [p.verdict for p in c1.parts] == ["holds", "not run"]
-    assert c1.verdict == "inconclusive"  # half a claim is not the claim
-    # Holm family of one when only one task ran: adjusted p equals the raw p
-    assert c1.parts[0].p_adjusted == pytest.approx(c1.parts[0].p_one_sided)
-    assert outcome(a, "C3").verdict == "not run"  # no properties supplied
+def test_recorded_min_seeds_wins(tmp_path: Path) -> None:
+    params = {"profile": "proxy", "train": {"min_seeds": 4}}
+    if "params" in inspect.signature(make_metrics).parameters:  # params_hash follows params
+        root = write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE, params=params)
+    else:
+        root = write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE)
+        for path in root.glob("*.json"):
+            m = json.loads(path.read_text())
+            m["provenance"]["params"] = params
+            path.write_text(json.dumps(m))
+    part = cv.audit(load_results(root), claims=load_claims(claim_file(tmp_path)),
+                    plan_=PLAN).outcomes[0].parts[0]
+    assert part.min_seeds[0] == 4 and part.verdict == "inconclusive"
 
 
-def test_no_metrics_for_any_claim_task(tmp_path: Path) -> None:
-    write_arms(tmp_path, "pawsx", [72, 73, 74], [70, 71, 70])
-    a = run_audit(tmp_path)
-    assert outcome(a, "C9").verdict == "not run"
-    assert outcome(a, "C10").verdict == "not run"
+def one_class(path: Path) -> None:
+    """Rewrite a metrics file so it predicts class 0 for every item."""
+    m = json.loads(path.read_text())
+    for lang, pred in m["predictions"].items():
+        pred["predicted"] = [0] * len(pred["labels"])
+        k = sum(y == 0 for y in pred["labels"])
+        m["languages"][lang].update(correct=k, accuracy=k / len(pred["labels"]))
+    accs = {lang: v["accuracy"] for lang, v in m["languages"].items()}
+    m["averages"].update({"all": float(np.mean(list(accs.values()))),
+                          "without_en": float(np.mean([a for x, a in accs.items() if x != "en"]))})
+    path.write_text(json.dumps(m))
 
 
-def test_properties_feed_property_claims(tmp_path: Path) -> None:
-    write_arms(tmp_path, "xnli", [72, 73, 74], [70, 71, 70])
-    a = run_audit(tmp_path, properties={"C7": {"verdict": "holds", "evidence": "r in [0,1]"}})
-    assert (outcome(a, "C7").verdict, outcome(a, "C7").evidence) == ("holds", "r in [0,1]")
-    assert outcome(a, "C8").verdict == "not run"
+def test_one_class_runs_are_not_measurable(tmp_path: Path) -> None:
+    root = write_runs(tmp_path / "runs", BASE, BASE)
+    for path in root.glob("*.json"):
+        one_class(path)
+    out = cv.audit(load_results(root), claims=load_claims(claim_file(tmp_path)), plan_=PLAN)
+    part = out.outcomes[0].parts[0]
+    assert out.outcomes[0].verdict == "not measurable"
+    assert "majority-class" in part.reason and "nothing learned" in part.reason
 
 
-def test_absolute_claims_never_confirmed_at_proxy_scale(tmp_path: Path) -> None:
-    write_arms(tmp_path, "xnli", [70, 71, 69], [68, 67, 68])
-    c9 = outcome(run_audit(tmp_path), "C9")
-    assert c9.verdict == "holds"
-    assert "proxy scale" in c9.reason and "never confirms" in c9.reason
+def test_summary_only_is_unverifiable(tmp_path: Path) -> None:
+    part = verdict(tmp_path, shifted([1.3, 1.5, 1.4]), BASE, predictions=False)
+    assert part.verdict == "unverifiable"
 
 
-def test_absolute_claims_at_paper_scale_check_levels(tmp_path: Path) -> None:
-    # per-seed averages 69.6/69.8/70.0 vs 67.6/67.8/68.0 (total 1000): paper levels inside
-    near, far = tmp_path / "near", tmp_path / "far"
-    near.mkdir()
-    far.mkdir()
-    write_arms(near, "xnli", [696, 698, 700], [676, 678, 680], total=1000, profile="paper")
-    assert outcome(run_audit(near), "C9").verdict == "holds"
-    # same gap, levels 10 points lower: direction holds but levels disagree -> inconclusive
-    write_arms(far, "xnli", [596, 598, 600], [576, 578, 580], total=1000, profile="paper")
-    c9 = outcome(run_audit(far), "C9")
-    assert c9.verdict == "inconclusive" and "outside" in c9.reason
+def test_missing_languages_read_k_of_n(tmp_path: Path) -> None:
+    claims = load_claims(claim_file(tmp_path))
+    results = load_results(write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE,
+                                      langs=PAWSX_LANGS[:-1]))
+    part = cv.audit(results, claims=claims, plan_=PLAN).outcomes[0].parts[0]
+    assert part.verdict == "gain on 6 of 7 languages" and "zh" in part.reason
 
 
-def test_per_language_bh_counts(tmp_path: Path) -> None:
-    """fr gains 10 points on every seed (with seed noise), other languages are unchanged."""
-    langs = XNLI.languages
-    for seed, noise in enumerate([0, 1, -1]):
-        for system in ("salt", "baseline"):
-            bump = 10 if system == "salt" else 0
-            counts = {lang: 60 + noise + (bump if lang == "fr" else 0)
-                      + (seed if system == "salt" and lang != "fr" else 0) for lang in langs}
-            m = make_metrics("xnli", system, seed, counts)
-            (tmp_path / f"{system}-{seed}.json").write_text(json.dumps(m))
-    ta = run_audit(tmp_path).analyses["xnli"]
-    # SALT's non-fr languages are 60+[0,2,1] vs 60+[0,1,-1]: mean +1, not significant
-    assert ta.n_improved == 15
-    assert ta.n_significant == 1
-    fr = next(lc for lc in ta.per_language if lc.lang == "fr")
-    raw = [lc.comparison.welch.p_greater for lc in ta.per_language]
-    assert fr.p_bh == pytest.approx(sps.false_discovery_control(raw)[langs.index("fr")])
+def test_not_run_without_the_arm(tmp_path: Path) -> None:
+    path = claim_file(tmp_path)
+    path.write_text(path.read_text().replace('"treatment": "salt"', '"treatment": "other"'))
+    results = load_results(write_runs(tmp_path / "runs", BASE, BASE))
+    assert cv.audit(results, claims=load_claims(path), plan_=PLAN).outcomes[0].verdict == \
+        "not run"
 
 
-# --------------------------------------------------------------------------- consistency
+def test_pairing_is_what_decides_a_seed_confounded_gain(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken variant: ignoring the pairing (Welch) loses a gain that pairing detects."""
+    t, c = [45.0 + 1.4, 50.0 + 1.5, 55.0 + 1.6], [45.0, 50.0, 55.0]
+    assert verdict(tmp_path / "a", t, c).verdict == "reproduced"
+
+    def unpaired(treatment: dict[int, float], control: dict[int, float],
+                 alpha: float = 0.05) -> cs.SeedDifference:
+        return cs.seed_difference(treatment, {k + 100: v for k, v in control.items()}, alpha)
+
+    monkeypatch.setattr(cv, "seed_difference", unpaired)
+    assert verdict(tmp_path / "b", t, c).verdict == "inconclusive"
 
 
-def test_consistency_flags() -> None:
-    flags = cs.consistency_flags()
-    contra = [f for f in flags if f.kind == "contradiction"]
-    assert any(f.claims == ("C1", "C9") and "+1.4" in f.text and "+2.0" in f.text
-               for f in contra)
-    # 15 * 69.8 - 14 * 66.8 = 111.8 > 100: C9 and C10 cannot both be right as labelled
-    assert any(f.claims == ("C9", "C10") and "111.8" in f.text for f in contra)
-    notes = [f for f in flags if f.kind == "note"]
-    assert any(f.claims == ("C10",) and "XTREME" in f.text and "recalled" in f.text
-               for f in notes)
-    assert any(f.claims == ("C1", "C10") for f in notes)
+def test_broken_rule_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken variant: a direction-only rule would call the +0.13 gain reproduced."""
+    def direction_only(part: cv.Part, g: float, alpha: float = 0.05) -> tuple[str, str]:
+        return ("reproduced", "") if part.test.low > 0 else ("inconclusive", "")
+
+    monkeypatch.setattr(cv, "gain_verdict", direction_only)
+    assert verdict(tmp_path, shifted([0.12, 0.13, 0.14]), BASE).verdict == "reproduced"
 
 
-# --------------------------------------------------------------------------- golden: can fail
+def test_combine() -> None:
+    assert cv.combine(["reproduced", "reproduced"]) == "reproduced"
+    assert cv.combine(["reproduced", "worse"]) == "worse"
+    assert cv.combine(["inconclusive", "not measurable"]) == "inconclusive"
+    assert cv.combine(["smaller than claimed on 1 of 2 languages", "reproduced"]) == \
+        "smaller than claimed"
+    assert cv.combine(["not run", "not run"]) == "not run"
+    assert cv.combine([]) == "not run"
 
 
-def _swapped_arms(salt: object, base: object, confidence: float = 0.95) -> cs.Welch:
-    return ORIGINAL_WELCH(base, salt, confidence)  # type: ignore[arg-type]
+def test_holm_across_the_parts_of_a_claim(tmp_path: Path) -> None:
+    path = claim_file(tmp_path)
+    obj = json.loads(path.read_text())
+    obj["claims"][0]["parts"].append({"task": "pawsx", "languages": ["de", "fr"],
+                                      "description": "again", "gain": 1.4})
+    path.write_text(json.dumps(obj))
+    results = load_results(write_runs(tmp_path / "runs", shifted([1.3, 1.5, 1.4]), BASE))
+    parts = cv.audit(results, claims=load_claims(path), plan_=PLAN).outcomes[0].parts
+    assert parts[0].p_adjusted == pytest.approx(2 * parts[0].test.p_greater)
 
 
-def _ignores_alternative(salt: object, base: object, confidence: float = 0.95) -> cs.Welch:
-    w = ORIGINAL_WELCH(salt, base, confidence)  # type: ignore[arg-type]
-    two = sps.ttest_ind(salt, base, equal_var=False)  # default two-sided p used as one-sided
-    return cs.Welch(w.statistic, w.df, float(two.pvalue), w.ci_greater_low, w.ci95)
-
-
-ORIGINAL_WELCH = cs.welch_test
-
-
-def test_broken_statistic_changes_the_verdict(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    good, bad = tmp_path / "good", tmp_path / "bad"
-    good.mkdir()
-    bad.mkdir()
-    write_arms(good, "xnli", [72, 73, 74], [70, 71, 70])
-    write_arms(good, "pawsx", [72, 73, 74], [70, 71, 70])
-    write_arms(bad, "xnli", [69, 70, 69], [72, 73, 74])
-    write_arms(bad, "pawsx", [69, 70, 69], [72, 73, 74])
-    assert outcome(run_audit(good), "C1").verdict == "holds"
-    assert outcome(run_audit(bad), "C1").verdict == "fails"
-    monkeypatch.setattr(cs, "welch_test", _swapped_arms)
-    assert outcome(run_audit(good), "C1").verdict == "inconclusive"
-    assert outcome(run_audit(bad), "C1").verdict == "holds"  # the broken test flips a failure
-
-
-def test_ignoring_the_alternative_changes_the_verdict(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    # t = (72 - 69.667) / sqrt(1/3 + 1/9) = 3.5, df 3.2, one-sided p 0.0178: Holm 0.0357 holds;
-    # with the two-sided p (0.0357) Holm gives 0.0713 and the claim no longer holds
-    write_arms(tmp_path, "xnli", [71, 72, 73], [69, 70, 70])
-    write_arms(tmp_path, "pawsx", [71, 72, 73], [69, 70, 70])
-    c1 = outcome(run_audit(tmp_path), "C1")
-    assert c1.verdict == "holds"
-    assert c1.parts[0].comparison.welch.statistic == pytest.approx(3.5)  # type: ignore[union-attr]
-    monkeypatch.setattr(cs, "welch_test", _ignores_alternative)
-    assert outcome(run_audit(tmp_path), "C1").verdict == "inconclusive"
-
-
-def test_codeswitch_noise_note_on_c1(tmp_path: Path) -> None:
-    extra = {"codeswitch": {"dict_translation_share": {"fr": 0.02, "de": 0.01}}}
-    write_arms(tmp_path, "xnli", [72, 73, 74], [70, 71, 70], extra=extra)
-    a = run_audit(tmp_path)
-    assert a.codeswitch_share is not None and a.codeswitch_share[0] == pytest.approx(0.015)
-    assert "mixup with noisy substitutions" in outcome(a, "C1").reason
-    assert np.isfinite(a.codeswitch_share[0])
+def test_imported_numbers_make_property_checks_not_applicable(tmp_path: Path) -> None:
+    root = write_runs(tmp_path / "runs", BASE, BASE)
+    for path in root.glob("*.json"):
+        m = json.loads(path.read_text())
+        m["provenance"]["origin"] = {"kind": "import", "format": "csv", "source": "t.csv",
+                                     "sha256": None}
+        path.write_text(json.dumps(m))
+    results = load_results(root)
+    props = {"C3": {"verdict": "holds", "evidence": "C3 holds: fine"}}
+    out = cv.audit(results, props, plan_=PLAN)
+    c3 = next(o for o in out.outcomes if o.claim.id == "C3")
+    assert c3.verdict == "not applicable"

@@ -257,8 +257,10 @@ def check_table(table: Table, task: str, n: int, n_from: str,
 
 def _granularity(table: Table, task: str, n: int) -> list[Finding]:
     cells = [c for _, row in table.rows for c in row if c.value is not None]
-    known = sorted({(size, f"{t} {s}") for t, sizes in KNOWN_SIZES.items()
-                    for s, size in sizes.items()})
+    by_size: dict[int, list[str]] = {}
+    for split, size in KNOWN_SIZES[task].items():
+        by_size.setdefault(size, []).append(split)
+    known = sorted((size, f"{task} {'/'.join(splits)}") for size, splits in by_size.items())
     testable = [c for c in cells if 100.0 / n > 2 * c.half_unit]
     out = []
     if len(testable) < len(cells):

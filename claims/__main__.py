@@ -2,9 +2,9 @@
 
 - ``audit DIR [-o OUT]``: audit a folder of metrics files and write the report. ``-o`` is required
   for any folder other than the project's ``results/metrics`` and must not be ``reports`` when
-  the numbers are external (another folder, or files whose ``provenance.origin.kind`` is
-  ``import``): an external audit never touches the project's own report, and this
-  implementation's property checks do not apply to numbers it did not produce.
+  the numbers are external (a file's ``provenance.origin.kind`` is ``import``): an external audit
+  never touches the project's own report, and this implementation's property checks do not
+  apply to numbers it did not produce.
 - ``properties``: run the property checks (C2-C8) on this implementation.
 - ``import FORMAT SRC -o DIR``: metrics files (schema v2) from hf / lm-eval / xtreme / csv sources.
 - ``check-table TABLE``: check a published table on its own (``claims.tables``).
@@ -161,22 +161,20 @@ def imported_files(root: Path) -> list[Path]:
 
 
 def audit_target(results_dir: Path, out: Path | None) -> tuple[Path, bool]:
-    """Where the report goes and whether the numbers are external; refuses ``reports`` for
-    external numbers and a missing ``-o`` for any folder but ``results/metrics``."""
-    own = _same(results_dir, PROJECT_RESULTS)
+    """Where the report goes and whether the numbers are external (any file imported, i.e.
+    ``provenance.origin.kind == "import"``). ``-o`` is required for any folder but the
+    project's ``results/metrics``, and external numbers never go to ``reports/``."""
     imported = imported_files(results_dir) if results_dir.is_dir() else []
-    external = not own or bool(imported)
     if out is None:
-        if not own:
+        if not _same(results_dir, PROJECT_RESULTS):
             raise ResultsError(f"{results_dir}: not the project's {PROJECT_RESULTS}; pass -o OUT "
-                               "(an external audit never writes to reports/)")
+                               "(an audit of other numbers never writes to reports/)")
         out = PROJECT_REPORTS
-    if external and _same(out, PROJECT_REPORTS):
-        why = f"{len(imported)} imported file(s), e.g. {imported[0]}" if imported else \
-            f"{results_dir} is not {PROJECT_RESULTS}"
-        raise ResultsError(f"-o {out}: refusing to write an audit of external numbers ({why}) "
-                           "into the project's own report; choose another folder")
-    return out, external
+    if imported and _same(out, PROJECT_REPORTS):
+        raise ResultsError(f"-o {out}: refusing to write an audit of external numbers "
+                           f"({len(imported)} imported file(s), e.g. {imported[0]}) into the "
+                           "project's own report; choose another folder")
+    return out, bool(imported)
 
 
 def run_audit(args: argparse.Namespace) -> int:

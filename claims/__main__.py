@@ -89,11 +89,11 @@ def _plan_parser(sub) -> None:
     try:
         from . import power
     except ImportError:
-        p = sub.add_parser("plan", help="power analysis (needs claims.power)")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
+        sub.add_parser("plan", help="power analysis (needs claims.power)")
         return
     p = sub.add_parser("plan", help="power analysis: seeds and items needed per claim")
     power.add_arguments(p)
+    p.set_defaults(_power=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,7 +274,10 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not (args.command == "plan" and not hasattr(args, "_power")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     handlers = {"properties": lambda a: run_properties(a.out, a.seed), "audit": run_audit,
                 "import": run_import, "check-table": run_check_table, "plan": run_plan}
     return handlers[args.command](args)

@@ -95,10 +95,12 @@ def _latex_rows(text: str, where: str) -> list[tuple[int, list[str]]]:
     rows = []
     offset = 0
     for chunk in re.split(r"\\\\", body):
-        line = start + offset + chunk[:len(chunk) - len(chunk.lstrip())].count("\n")
-        offset += chunk.count("\n")
+        lines_in = chunk.count("\n")
         chunk = re.sub(r"\\(hline|toprule|midrule|bottomrule)\b|\\c(?:mid)?rule(\([^)]*\))?\{[^}]*\}",
-                       "", chunk).strip()
+                       "", chunk)
+        line = start + offset + chunk[:len(chunk) - len(chunk.lstrip())].count("\n")
+        offset += lines_in
+        chunk = chunk.strip()
         if not chunk:
             continue
         cells = [_clean_latex(c) for c in re.split(r"(?<!\\)&", chunk)]
@@ -107,6 +109,7 @@ def _latex_rows(text: str, where: str) -> list[tuple[int, list[str]]]:
 
 
 def _clean_latex(cell: str) -> str:
+    cell = re.sub(r"~?\\cite[a-z]*\{[^{}]*\}", "", cell)
     cell = re.sub(r"\\multicolumn\{[^}]*\}\{[^}]*\}\{([^{}]*)\}", r"\1", cell)
     for _ in range(3):
         cell = re.sub(r"\\[A-Za-z]+\{([^{}]*)\}", r"\1", cell)

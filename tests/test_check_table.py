@@ -206,3 +206,18 @@ def test_cli_exit_codes(tmp_path: Path, capsys, monkeypatch) -> None:
     assert main(["check-table", str(part), "--claims", "c.yaml", "--claim", "X1"]) == 1
     assert "['sw'] of claim X1" in capsys.readouterr().out
     assert main(["check-table", str(part), "--claims", "c.yaml", "--claim", "nope"]) == 2
+
+
+def test_latex_grouping_row_citations_and_markup(tmp_path: Path) -> None:
+    path = tmp_path / "t.tex"
+    path.write_text("% results\n\\begin{tabular}{l|cc|c}\n\\hline\n"
+                    " & \\multicolumn{2}{c}{PAWS-X} & \\\\\n"
+                    "Method & En & De & Avg. \\\\ \\hline\n"
+                    "mBERT~\\cite{devlin} & \\textbf{94.0} & $85.7$ & 89.9 \\\\\n"
+                    "\\hline\n\\end{tabular}\n", encoding="utf-8")
+    table = read_table(path)
+    assert table.columns == ("en", "de", "avg")
+    assert table.rows[0][0] == "mBERT" and [c.text for c in table.rows[0][1]] == \
+        ["94.0", "85.7", "89.9"]
+    assert table.notes == ("line 4 before the header not read:  | PAWS-X | ",)
+    assert errors(run(path, task="pawsx")) == []

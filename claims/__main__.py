@@ -17,7 +17,6 @@ input cannot be used (the message names the file and the field).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -132,14 +131,35 @@ def run_properties(out: Path, seed: int) -> int:
 
 
 def load_claims_file(path: Path):
-    """Claims from a user's YAML file through ``claims.registry.load_claims`` (helper D)."""
+    """Claims from a user's YAML file through ``claims.registry.load_claims`` (helper D); a bad
+    file is a ``ResultsError`` carrying the loader's message (file and key)."""
     from . import registry
 
     loader = getattr(registry, "load_claims", None)
     if loader is None:
         raise ResultsError(f"{path}: this build has no claims.registry.load_claims; "
                            "--claims cannot be read")
-    return tuple(loader(path))
+    try:
+        return tuple(loader(path))
+    except ValueError as err:  # registry.ClaimsError names the file and key
+        raise ResultsError(str(err)) from None
+
+
+def claim_languages(claim, task: str | None, table) -> tuple[str, tuple[str, ...]]:
+    """The task and languages a claim's parts average (``Claim.paper``: task, languages)."""
+    from salt.tasks import TASKS
+
+    from .tables import TableError, infer_task
+
+    parts = tuple(getattr(claim, "paper", ()))
+    tasks = sorted({p.task for p in parts})
+    if task is None:
+        task = tasks[0] if len(tasks) == 1 else infer_task(table)
+    langs = {lang for p in parts if p.task == task for lang in p.languages}
+    if not langs:
+        raise TableError(f"claim {claim.id} states no number for task {task} "
+                         f"(its parts: {tasks or 'none'})")
+    return task, tuple(lang for lang in TASKS[task].languages if lang in langs)
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -184,6 +204,8 @@ def run_audit(args: argparse.Namespace) -> int:
         out, external = audit_target(args.results_dir, args.out)
         if args.properties is not None and not args.properties.is_file():
             raise ResultsError(f"{args.properties}: properties file not found")
+        # this implementation's property checks say nothing about numbers it did not produce
+        # (claims.verdicts marks them "not applicable" from provenance.origin.kind)
         props_path = None if external else (args.properties or out / "properties.json")
         properties = load_properties(props_path)
         results = load_results(args.results_dir, args.expected_params_hash)
@@ -193,12 +215,6 @@ def run_audit(args: argparse.Namespace) -> int:
     except SchemaError as err:  # ResultsError included
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if external:
-        if "external" in inspect.signature(audit).parameters:
-            kwargs["external"] = True
-        else:
-            print("note: this claims.stats has no 'not applicable' verdict; the property claims "
-                  "are shown as 'not run' for these external numbers")
     result = audit(results, properties, alpha=args.alpha, seed=args.seed,
                    properties_source=str(props_path) if properties else None, **kwargs)
     paths = write_report(result, out)
@@ -223,7 +239,7 @@ def run_import(args: argparse.Namespace) -> int:
         return 2
     for path in written:
         m = json.loads(path.read_text(encoding="utf-8"))
-        info = m["extra"]["import"]
+        info = m["extra"]["imported"]
         totals = sorted(set(info["totals_from"].values()))
         print(f"{path}: {m['task']} {m['system']} seed={m['seed']} split={m['provenance']['split']}"
               f" model={m['provenance']['model']} languages={len(m['languages'])} "
@@ -241,15 +257,15 @@ def run_check_table(args: argparse.Namespace) -> int:
 
     try:
         table = read_table(args.table)
-        languages, claim_task = None, None
+        languages, task = None, args.task
         if (args.claims is None) != (args.claim is None):
             raise TableError("--claims FILE and --claim ID go together")
         if args.claims is not None:
             found = [c for c in load_claims_file(args.claims) if c.id == args.claim]
             if not found:
                 raise TableError(f"{args.claims}: no claim {args.claim!r}")
-            languages, claim_task = tuple(found[0].languages), found[0].task
-        task = args.task or claim_task or infer_task(table)
+            task, languages = claim_languages(found[0], task, table)
+        task = task or infer_task(table)
         n, n_from = decide_n(task, args.split, args.n)
     except (TableError, SchemaError) as err:
         print(f"error: {err}", file=sys.stderr)

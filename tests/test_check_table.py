@@ -199,7 +199,8 @@ def test_cli_exit_codes(tmp_path: Path, capsys, monkeypatch) -> None:
     assert main(["check-table", str(tmp_path / "none.csv")]) == 2
     assert "not found" in capsys.readouterr().err
     # a claim's languages, through claims.registry.load_claims (helper D's loader)
-    claim = SimpleNamespace(id="X1", task="xnli", languages=("en", "de", "sw"))
+    claim = SimpleNamespace(id="X1", paper=(SimpleNamespace(task="xnli",
+                                                            languages=("en", "de", "sw")),))
     monkeypatch.setattr(registry, "load_claims", lambda path: (claim,), raising=False)
     assert main(["check-table", str(good), "--claims", "c.yaml", "--claim", "X1"]) == 0
     part = write(tmp_path / "p.csv", ["s", "en", "de"], [["x", *xnli_row()[:2]]])

@@ -45,8 +45,9 @@ def properties(folder: Path) -> None:
 
 
 def verdicts(out: str) -> dict[str, str]:
-    return {ln.split()[0]: ln.split()[1] for ln in out.splitlines() if ln[:1] == "C"
-            and ln.split()[0][1:].isdigit()}
+    """Claim id -> the rest of its summary line (verdict first)."""
+    return {ln.split()[0]: ln.split(maxsplit=1)[1] for ln in out.splitlines()
+            if ln[:1] in "CT" and ln.split()[0][1:].isdigit()}
 
 
 def test_audit_other_folder_needs_out(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -75,8 +76,8 @@ def test_external_audit_ignores_this_implementations_properties(tmp_path: Path, 
     assert main(["audit", "theirs", "-o", "out", "--properties", "out/properties.json"]) == 0
     text = capsys.readouterr().out
     got = verdicts(text)
-    assert got["C1"] == "holds"
-    assert got["C7"] != "fails" and got["C7"] != "holds"  # not applicable to their numbers
+    # "not applicable" (claims.verdicts, from provenance.origin) or "not run": never the outcome
+    assert got["C7"].startswith(("not applicable", "not run"))
     assert "external numbers" in text and Path("out/claims.md").is_file()
 
 
@@ -86,7 +87,7 @@ def test_own_results_default_to_reports_with_properties(tmp_path: Path, capsys,
     write_set(Path("results/metrics"))
     properties(Path("reports"))
     assert main(["audit", "results/metrics"]) == 0
-    assert verdicts(capsys.readouterr().out)["C7"] == "fails"
+    assert verdicts(capsys.readouterr().out)["C7"].startswith("fails")
     assert Path("reports/claims.md").is_file()
 
 
@@ -142,3 +143,37 @@ def test_properties_subcommand_still_parses() -> None:
     assert args.command == "properties" and args.seed == 2
     with pytest.raises(SystemExit):
         build_parser().parse_args(["import", "csv", "x.csv"])  # -o is required
+
+
+USER_CLAIMS = """claims:
+  - id: T1
+    text: the treatment beats mBERT by 3 points on PAWS-X
+    kind: statistical
+    verified: false
+    arms: {treatment: ours, control: mbert}
+    metric: accuracy
+    parts:
+      - {task: pawsx, languages: [de, es, fr, ja, ko, zh], description: 6 languages, gain: 3.0}
+"""
+
+
+def test_end_to_end_import_and_audit_of_their_numbers(tmp_path: Path, capsys,
+                                                      monkeypatch) -> None:
+    """Somebody else's CSV, their own claims file, free arm names: imported, audited into -o,
+    C2-C8 of this implementation absent, the committed reports/ untouched."""
+    if not hasattr(registry, "load_claims"):
+        pytest.skip("claims.registry.load_claims (helper D) not in this build")
+    monkeypatch.chdir(tmp_path)
+    langs = PAWSX.languages
+    rows = ["system,seed," + ",".join(langs)]
+    for arm, base in (("mbert", 1600), ("ours", 1680)):
+        for seed in range(3):
+            rows.append(f"{arm},{seed}," + ",".join(f"{100 * (base + 7 * seed + i) / 2000:.2f}"
+                                                     for i in range(len(langs))))
+    Path("theirs.csv").write_text("\n".join(rows) + "\n")
+    Path("claims.yaml").write_text(USER_CLAIMS)
+    assert main(["import", "csv", "theirs.csv", "-o", "imp", "--split", "test"]) == 0
+    assert main(["audit", "imp", "-o", "out", "--claims", "claims.yaml"]) == 0
+    text = capsys.readouterr().out
+    assert list(verdicts(text)) == ["T1"] and not Path("reports").exists()
+    assert Path("out/claims.md").is_file()

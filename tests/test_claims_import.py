@@ -80,8 +80,8 @@ def test_csv_percent_detected_totals_from_split(tmp_path: Path, monkeypatch) -> 
     assert m["languages"]["en"]["total"] == 5010
     # 81.24 % of 5010 is reachable by exactly one k: derived, and the printed value is kept
     assert m["languages"]["en"]["correct"] == 4070
-    assert m["extra"]["import"]["reported"]["en"] == "81.24 %"
-    info = m["extra"]["import"]
+    assert m["extra"]["imported"]["reported"]["en"] == "81.24 %"
+    info = m["extra"]["imported"]
     assert "percent" in info["notes"][0] and "above 1" in info["notes"][0]
     assert any("avg not imported" in n for n in info["notes"])
     assert info["totals_from"]["de"] == "user: --split test (known size)"
@@ -100,8 +100,8 @@ def test_csv_fraction_and_unknown_totals(tmp_path: Path) -> None:
     (m,) = convert("csv", src, ImportOptions())
     assert m["task"] == "pawsx"  # ja is a PAWS-X language only
     assert m["languages"]["ja"] == {"correct": None, "total": None, "accuracy": 0.7}
-    assert m["extra"]["import"]["totals_from"]["ja"].startswith("unknown")
-    assert "fraction" in m["extra"]["import"]["notes"][0]
+    assert m["extra"]["imported"]["totals_from"]["ja"].startswith("unknown")
+    assert "fraction" in m["extra"]["imported"]["notes"][0]
     check(m)
     with pytest.raises(SourceError, match="above 1 but --scale fraction"):
         src.write_text("system,seed,en,ja\nx,3,90.0,0.7\n")
@@ -139,7 +139,7 @@ def test_missing_language_is_recorded(tmp_path: Path) -> None:
     src.write_text("system,seed," + ",".join(XNLI.languages[:-1]) + "\nm,0,"
                    + ",".join(["70.0"] * 14) + "\n")
     (m,) = convert("csv", src, ImportOptions(task="xnli"))
-    assert m["extra"]["import"]["missing_languages"] == ["ur"]
+    assert m["extra"]["imported"]["missing_languages"] == ["ur"]
     assert "ur" not in m["languages"]
 
 
@@ -153,7 +153,7 @@ def test_lm_eval_n_from_stderr_and_provenance(tmp_path: Path) -> None:
     (m,) = convert("lm-eval", src, ImportOptions(system="mbert"))
     check(m)
     assert m["languages"]["de"] == {"correct": 3500, "total": 5010, "accuracy": 3500 / 5010}
-    assert "acc_stderr" in m["extra"]["import"]["totals_from"]["de"]
+    assert "acc_stderr" in m["extra"]["imported"]["totals_from"]["de"]
     prov = m["provenance"]
     assert prov["model"] == "bert-base-multilingual-cased"
     assert prov["seeds"] == {"random_seed": 0} and m["seed"] == 0
@@ -161,8 +161,8 @@ def test_lm_eval_n_from_stderr_and_provenance(tmp_path: Path) -> None:
     assert prov["params"]["num_fewshot"] == 0
     assert prov["split"] is None  # no task configs in the file: never guessed
     assert any("split unknown; the item count fits the xnli test" in n
-               for n in m["extra"]["import"]["notes"])
-    assert any("['xnli']" in n for n in m["extra"]["import"]["notes"])  # group not imported
+               for n in m["extra"]["imported"]["notes"])
+    assert any("['xnli']" in n for n in m["extra"]["imported"]["notes"])  # group not imported
 
 
 def test_lm_eval_new_keys_n_samples_and_split(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_lm_eval_new_keys_n_samples_and_split(tmp_path: Path) -> None:
     assert m["task"] == "pawsx" and m["seed"] == 4
     assert m["provenance"]["split"] == "test"
     assert m["provenance"]["created_utc"] == "2023-11-14T22:13:20+00:00"
-    assert m["extra"]["import"]["totals_from"]["ja"] == "source: n-samples.paws_ja.effective"
+    assert m["extra"]["imported"]["totals_from"]["ja"] == "source: n-samples.paws_ja.effective"
 
 
 def test_lm_eval_dev_denominator_refused_as_test(tmp_path: Path) -> None:
@@ -236,11 +236,11 @@ def test_hf_eval_numbers_are_dev_numbers(tmp_path: Path) -> None:
     (m,) = convert("hf", src, opts)
     check(m)
     prov = m["provenance"]
-    assert prov["split"] == "dev" and "eval_*" in m["extra"]["import"]["split_from"]
+    assert prov["split"] == "dev" and "eval_*" in m["extra"]["imported"]["split_from"]
     assert m["languages"]["fr"] == {"correct": 1900, "total": 2490, "accuracy": 1900 / 2490}
     # a self-declared 'paper' profile is recorded as stated; model and train size are what the
     # source says, so the scale caveat can be decided from them
-    assert prov["profile"] == "paper" and m["extra"]["import"]["profile_from"] == "user: --profile"
+    assert prov["profile"] == "paper" and m["extra"]["imported"]["profile_from"] == "user: --profile"
     assert prov["model"] == "tiny-bert" and prov["sizes"] == {"train": 1000, "dev": 2490}
     assert prov["versions"] == {"transformers": "4.40.0"}
     with pytest.raises(SourceError, match="no predict_accuracy/eval_accuracy key for --split test"):

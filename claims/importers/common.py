@@ -2,7 +2,7 @@
 
 An imported metrics file says only what its source says. Every provenance value the source does
 not state is ``None`` (unknown), and every decision the importer took on the user's behalf (which
-split, where a total came from, percent or fraction) is written to ``extra["import"]`` so a reader
+split, where a total came from, percent or fraction) is written to ``extra["imported"]`` so a reader
 and ``claims.results`` can see it.
 """
 
@@ -255,7 +255,7 @@ def build_metrics(draft: Draft, opts: ImportOptions, origin: dict[str, Any],
             "split": draft.split,
             "origin": origin,
         },
-        "extra": {"import": {
+        "extra": {"imported": {
             "split_from": draft.split_from,
             "totals_from": decided,
             "model_from": "user: --model" if opts.model else ("source" if draft.model else None),

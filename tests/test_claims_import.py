@@ -208,12 +208,19 @@ def test_different_model_sizes_as_seeds_are_recorded(tmp_path: Path) -> None:
     import_source("lm-eval", src / "large.json", out, ImportOptions(system="xlmr", seed=1))
     models = [json.loads(p.read_text())["provenance"]["model"] for p in sorted(out.iterdir())]
     assert models == ["xlm-roberta-base", "xlm-roberta-large"]
-    if getattr(schema, "SCHEMA_VERSION", 1) < 2:
-        pytest.skip("salt.schema does not read v2 yet (helper F): mixed-model refusal untested")
-    from claims.results import ResultsError, load_results
-
+    ResultsError, load_results = v2_results()
     with pytest.raises(ResultsError, match="model"):
         load_results(out)
+
+
+def v2_results():
+    """``claims.results`` (helper F) once it reads schema v2; else the test is skipped."""
+    if getattr(schema, "SCHEMA_VERSION", 1) < 2:
+        pytest.skip("salt.schema does not read v2 yet (helper F): refusal by claims.results "
+                    "untested here")
+    from claims.results import ResultsError, load_results
+
+    return ResultsError, load_results
 
 
 # --------------------------------------------------------------------------- hf
@@ -245,6 +252,36 @@ def test_hf_eval_numbers_are_dev_numbers(tmp_path: Path) -> None:
     assert prov["versions"] == {"transformers": "4.40.0"}
     with pytest.raises(SourceError, match="no predict_accuracy/eval_accuracy key for --split test"):
         convert("hf", src, ImportOptions(system="small", task="xnli", split="test"))
+
+
+def test_self_declared_paper_profile_does_not_make_paper_scale(tmp_path: Path) -> None:
+    src = hf_run(tmp_path / "hf" / "en", predict_accuracy=3000 / 5010, predict_samples=5010,
+                 train_samples=1000)
+    (src / "config.json").write_text(json.dumps({"_name_or_path": "tiny-bert"}))
+    out = tmp_path / "out"
+    for arm in ("small", "other"):
+        import_source("hf", tmp_path / "hf", out, ImportOptions(system=arm, task="xnli", seed=0,
+                                                                profile="paper"))
+    m = json.loads((out / "xnli-small-0.json").read_text())
+    assert m["provenance"]["profile"] == "paper" and m["provenance"]["split"] == "test"
+    assert m["provenance"]["sizes"] == {"train": 1000, "test": 5010}
+    _, load_results = v2_results()
+    scale = load_results(out).scale
+    if not hasattr(scale, "at_paper_scale"):
+        pytest.skip("claims.results.Scale does not decide the scale from model and sizes yet")
+    at_paper = scale.at_paper_scale
+    assert not (at_paper() if callable(at_paper) else at_paper)
+    reasons = " ".join(r for rs in scale.reduced.values() for r in rs)
+    assert "tiny-bert" in reasons and "1000 training pairs" in reasons
+
+
+def test_dev_numbers_are_refused_by_the_audit(tmp_path: Path) -> None:
+    hf_run(tmp_path / "hf" / "de", eval_accuracy=1800 / 2490, eval_samples=2490)
+    out = tmp_path / "out"
+    import_source("hf", tmp_path / "hf", out, ImportOptions(system="a", task="xnli", seed=0))
+    ResultsError, load_results = v2_results()
+    with pytest.raises(ResultsError, match=r"provenance\.split"):
+        load_results(out)
 
 
 def test_hf_predict_results_scored_against_gold(tmp_path: Path) -> None:

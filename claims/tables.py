@@ -159,7 +159,11 @@ def read_table(path: Path) -> Table:
         raise TableError(f"{path}: no header row naming at least two language columns")
     hline, header = raw[heads[0]]
     notes = [f"line {ln} before the header not read: {' | '.join(c)}" for ln, c in raw[:heads[0]]]
-    columns = [_column(c) for c in header[1:]]
+    names = [_column(c) for c in header[1:]]
+    keep = [i for i, c in enumerate(names) if c == "avg" or re.fullmatch(r"[a-z]{2}", c)]
+    notes += [f"column {header[i + 1]!r} is neither a language code nor an average: not checked"
+              for i in range(len(names)) if i not in keep]
+    columns = [names[i] for i in keep]
     dup = sorted({c for c in columns if columns.count(c) > 1})
     if dup:
         raise TableError(f"{path}:{hline}: duplicated columns {dup}")
@@ -167,8 +171,7 @@ def read_table(path: Path) -> Table:
     for ln, cells in raw[heads[0] + 1:]:
         if len(cells) != len(header):
             raise TableError(f"{path}:{ln}: {len(cells)} cells but the header has {len(header)}")
-        parsed.append((cells[0] or f"row {ln}", [(col, text.strip())
-                                                for col, text in zip(columns, cells[1:], strict=True)]))
+        parsed.append((cells[0] or f"row {ln}", [(names[i], cells[i + 1].strip()) for i in keep]))
         for col, txt in parsed[-1][1]:
             if txt.lower() not in MISSING and _number(txt) is None:
                 raise TableError(f"{path}:{ln}: column {col}: {txt!r} is not a number")

@@ -180,6 +180,10 @@ def test_unreadable_tables(tmp_path: Path) -> None:
         read_table(write(tmp_path / "a.csv", ["s", "x", "y"], [["r", "1", "2"]]))
     with pytest.raises(TableError, match=r"b.csv:2: column de: 'abc' is not a number"):
         read_table(write(tmp_path / "b.csv", ["s", "en", "de"], [["r", "1", "abc"]]))
+    table = read_table(write(tmp_path / "o.csv", ["s", "Params", "en", "de"],
+                             [["r", "110M", "81.0", "70.0"]]))
+    assert table.columns == ("en", "de")
+    assert "column 'Params' is neither a language code nor an average" in table.notes[0]
     with pytest.raises(TableError, match="duplicated columns"):
         read_table(write(tmp_path / "c.csv", ["s", "en", "en"], [["r", "1", "2"]]))
 

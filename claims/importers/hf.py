@@ -45,6 +45,9 @@ def _run_dirs(src: Path, opts: ImportOptions, langs: tuple[str, ...]) -> list[tu
             raise SourceError(f"{src}: the outputs do not say their language; pass --language "
                               "or name the folder after it")
         return [(lang, src)]
+    if opts.language is not None:
+        raise SourceError(f"{src}: --language names the language of one run folder, but this "
+                          "folder holds one sub-folder per language")
     subs = [d for d in sorted(src.iterdir()) if d.is_dir() and _is_run_dir(d)]
     if not subs:
         raise SourceError(f"{src}: no {' / '.join(METRIC_FILES)} or predict_results*.txt found")

@@ -190,7 +190,9 @@ def audit_target(results_dir: Path, out: Path | None) -> tuple[Path, bool]:
             raise ResultsError(f"{results_dir}: not the project's {PROJECT_RESULTS}; pass -o OUT "
                                "(an audit of other numbers never writes to reports/)")
         out = PROJECT_REPORTS
-    if imported and _same(out, PROJECT_REPORTS):
+    inside = out.resolve() == PROJECT_REPORTS.resolve() or \
+        PROJECT_REPORTS.resolve() in out.resolve().parents
+    if imported and inside:
         raise ResultsError(f"-o {out}: refusing to write an audit of external numbers "
                            f"({len(imported)} imported file(s), e.g. {imported[0]}) into the "
                            "project's own report; choose another folder")

@@ -62,7 +62,8 @@ def test_audit_of_imported_numbers_refuses_reports(tmp_path: Path, capsys, monke
     monkeypatch.chdir(tmp_path)
     write_set(Path("results/metrics"), IMPORTED)  # even in the project's own folder
     for args in (["audit", "results/metrics"], ["audit", "results/metrics", "-o", "reports"],
-                 ["audit", "results/metrics", "-o", "./reports/"]):
+                 ["audit", "results/metrics", "-o", "./reports/"],
+                 ["audit", "results/metrics", "-o", "reports/theirs"]):
         assert main(args) == 2
         assert "refusing to write an audit of external numbers" in capsys.readouterr().err
     assert not Path("reports").exists()

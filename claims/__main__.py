@@ -222,7 +222,7 @@ def run_audit(args: argparse.Namespace) -> int:
     paths = write_report(result, out)
     for line in summary_lines(result):
         print(line)
-    print(f"report: {paths['markdown']} ({results.scale.profile} scale, "
+    print(f"report: {paths['markdown']} (profile {results.scale.profile or 'unknown'}, "
           f"bootstrap seed {args.seed}{', external numbers' if external else ''})")
     return 0
 

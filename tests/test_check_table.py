@@ -226,3 +226,18 @@ def test_latex_grouping_row_citations_and_markup(tmp_path: Path) -> None:
         ["94.0", "85.7", "89.9"]
     assert table.notes == ("line 4 before the header not read:  | PAWS-X | ",)
     assert errors(run(path, task="pawsx")) == []
+
+
+def test_claim_languages_from_a_claims_file(tmp_path: Path, capsys) -> None:
+    """With helper D's YAML loader: the claim's part for the table's task gives the languages."""
+    if not hasattr(registry, "load_claims"):
+        pytest.skip("claims.registry.load_claims (helper D) not in this build")
+    claims_file = tmp_path / "c.yaml"
+    claims_file.write_text(
+        "claims:\n  - id: T1\n    text: t\n    kind: statistical\n    verified: false\n"
+        "    arms: {treatment: ours, control: mbert}\n    metric: accuracy\n    parts:\n"
+        "      - {task: pawsx, languages: [de, es, fr, ja, ko, zh], description: six, gain: 3.0}\n")
+    table = write(tmp_path / "t.csv", ["s", "en", "de", "es", "fr", "ja", "ko"],
+                  [["x", "94.00", "85.70", "87.40", "87.00", "73.00", "69.60"]])
+    assert main(["check-table", str(table), "--claims", str(claims_file), "--claim", "T1"]) == 1
+    assert "ERROR languages: languages ['zh'] of claim T1" in capsys.readouterr().out

@@ -68,7 +68,7 @@ BAD = [
                                                     "bool"]),
     ("mlm", "smoke", {"eval_sentence": 40}, ["mlm.smoke.eval_sentence", "unknown key"]),
     ("mlm", "proxy", {"head_layer": DELETE}, ["mlm.proxy.head_layer", "missing key"]),
-    ("mlm", "proxy", {"time_budget_s": "180"}, ["mlm.proxy.time_budget_s", "'180'", "float"]),
+    ("mlm", "proxy", {"encode_sentences": "70000"}, ["mlm.proxy.encode_sentences", "'70000'", "int"]),
     ("mlm", "paper", {"train": "false"}, ["mlm.paper.train", "'false'", "true"]),
     ("codeswitch", "smoke", {"synonyms": "false"}, ["codeswitch.smoke.synonyms", "'false'",
                                                     "bool"]),

@@ -4,7 +4,6 @@ head (``salt.codeswitch``), resumably, and write the records' quality statistics
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 from annotated_types import Ge, Interval
@@ -13,7 +12,7 @@ from salt import codeswitch, runtime
 from salt.config import ConfigError, Params, build, dataclass_schema
 from salt.models import ModelSourceError
 from salt.stages import model as model_stage
-from salt.stages.common import Precision, precision_kwargs, quiet_transformers, runtime_fields
+from salt.stages.common import Precision, quiet_transformers, runtime_fields
 from salt.vocab import VocabError
 from salt.workdir import Paths, dump, read_examples
 
@@ -24,7 +23,7 @@ ERRORS = (codeswitch.CodeSwitchError, ModelSourceError, VocabError, runtime.Prec
 SETTINGS = dataclass_schema(
     codeswitch.CodeSwitchConfig, set_by_stage=runtime_fields(codeswitch.CodeSwitchConfig),
     optional=("languages",),  # default: every target language of the task
-    limits={"threshold": Ge(0), "synonym_threshold": Ge(0),
+    limits={"threshold": Interval(ge=0.0, le=1.0), "synonym_threshold": Interval(ge=0.0, le=1.0),
             "max_ratio": Interval(ge=0.0, le=1.0), "copies": Ge(1), "batch_size": Ge(1),
             "seed": Ge(0), "multi_mask_stride": Ge(1)},
     extra_fields={"precision": (Precision, ...)})
@@ -65,29 +64,15 @@ def configure(params: Params, args) -> Config:
 
 
 def _muse_dir():
-    """MUSE dictionaries (an evaluation aid): ``$SALT_DATA_DIR/muse`` if present, else None
-    (the dictionary figures then read "not checked")."""
-    from pathlib import Path
+    """MUSE dictionaries (an evaluation aid): ``<data folder>/muse`` if there is a local data
+    folder holding them, else None (the dictionary figures then read "not run")."""
+    from salt.data import DataError, data_dir
 
-    from salt.data import DATA_DIR_ENV
-
-    value = os.environ.get(DATA_DIR_ENV)
-    muse = Path(value) / "muse" if value else None
-    return muse if muse is not None and muse.is_dir() else None
-
-
-def _without_machine_paths(obj, muse):
-    """``obj`` with every dictionary path under ``muse`` written as ``muse/<file>``, so no
-    output names a folder of this machine."""
-    if muse is None:
-        return obj
-    if isinstance(obj, dict):
-        return {k: _without_machine_paths(v, muse) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_without_machine_paths(v, muse) for v in obj]
-    if isinstance(obj, str) and obj.startswith(str(muse)):
-        return "muse/" + obj[len(str(muse)):].lstrip("/")
-    return obj
+    try:
+        muse = data_dir() / "muse"
+    except DataError:
+        return None
+    return muse if muse.is_dir() else None
 
 
 def run(config: Config, paths: Paths) -> None:
@@ -103,8 +88,7 @@ def run(config: Config, paths: Paths) -> None:
         raise ConfigError(f"codeswitch.*.input is {config.method.input!r} but the MLM head in "
                           f"{paths.rel(mlm_dir)} reads {head_input!r} input")
     rt = runtime.decide(config.precision)
-    fields, rt = precision_kwargs(codeswitch.CodeSwitchConfig, rt)
-    method = dataclasses.replace(config.method, **fields)
+    method = config.method
     tok = load_tokenizer(mlm_dir)
     encoded = encode_pairs(tok, read_examples(paths.prepared(task, "train-en")),
                            config.max_length)
@@ -112,20 +96,20 @@ def run(config: Config, paths: Paths) -> None:
     out = paths.codeswitch(task)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = rt.place(load_masked_lm(mlm_dir))
-    call, _ = precision_kwargs(codeswitch.code_switch, rt)
-    call = {k: v for k, v in call.items() if k == "runtime"}
     try:
         records = codeswitch.code_switch(model, tok, encoded, vocabs, method, out_path=out,
-                                         **call)
+                                         runtime=rt)
     except codeswitch.StalePartialOutput as err:
         # A partial file from other inputs or settings (DVC keeps it for resuming): start afresh.
         print(f"codeswitch {task}: discarding {paths.rel(out)} ({err})")
         out.unlink()
         codeswitch.meta_path(out).unlink(missing_ok=True)
         records = codeswitch.code_switch(model, tok, encoded, vocabs, method, out_path=out,
-                                         **call)
+                                         runtime=rt)
     muse = _muse_dir()
-    stats = _without_machine_paths(codeswitch.codeswitch_stats(records, tok, muse), muse)
+    if muse is None:
+        print(f"codeswitch {task}: no MUSE dictionaries: dictionary figures not run")
+    stats = codeswitch.codeswitch_stats(records, tok, muse, vocabs=vocabs, input_mode=head_input)
     dump(paths.codeswitch_stats(task), {"config": dataclasses.asdict(method),
                                         "runtime": runtime.observed(model, rt), **stats})
     print(f"codeswitch {task}: {len(records)} records -> {paths.rel(out)}")

@@ -89,6 +89,8 @@ def _extra(config: Config, paths: Paths, train_log: dict) -> dict[str, Any]:
                      "token, not masked prediction" if head.get("input") == "unmasked" else ""),
         }
         extra["fill_mask"] = head.get("fill_mask")
+        if head.get("budget"):  # a budget that cut the head's text short shows in every file
+            extra["budgets"] = [head["budget"]]
     stats_path = paths.codeswitch_stats(config.task)
     if config.system == "salt" and stats_path.is_file():
         stats = json.loads(stats_path.read_text())

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from salt import mlm_head, runtime
 from salt.config import STRICT, ConfigError, Params, build, dataclass_schema
 from salt.models import ModelSourceError
-from salt.stages.common import Precision, precision_kwargs, quiet_transformers, runtime_fields
+from salt.stages.common import Precision, quiet_transformers, runtime_fields
 from salt.workdir import Paths, dump, unlabeled_texts
 
 GROUP = "mlm"
@@ -26,7 +26,7 @@ Probability = Interval(ge=0.0, le=1.0)
 TRAINED = dataclass_schema(
     mlm_head.MLMHeadConfig, set_by_stage=runtime_fields(mlm_head.MLMHeadConfig),
     optional=OPERATIONAL,
-    limits={"time_budget_s": Gt(0), "max_steps": Ge(1), "encode_fraction": Interval(gt=0, le=1),
+    limits={"encode_sentences": Ge(1), "max_steps": Ge(1),
             "batch_size": Ge(1), "head_batch_size": Ge(1), "lr": Ge(0), "layer_lr": Ge(0),
             "weight_decay": Ge(0), "warmup_steps": Ge(0), "mask_prob": Interval(gt=0, lt=1),
             "train_top_layers": Ge(0), "head_layer": Ge(1), "prototype_scale": Gt(0),
@@ -76,8 +76,6 @@ def configure(params: Params, args=None) -> Config:
 
 
 def run(config: Config, paths: Paths) -> None:
-    import dataclasses
-
     from salt.models import load_masked_lm, load_tokenizer
 
     quiet_transformers()
@@ -86,23 +84,16 @@ def run(config: Config, paths: Paths) -> None:
     texts = unlabeled_texts(paths, config.tasks)
     report: dict[str, Any]
     if config.head is not None:
-        fields, rt = precision_kwargs(mlm_head.MLMHeadConfig, rt)
-        head_cfg = dataclasses.replace(config.head, **fields)
-        call, _ = precision_kwargs(mlm_head.train_mlm_head, rt)
-        call = {k: v for k, v in call.items() if k == "runtime"}
         model_dir = paths.mlm / "model"
-        report = mlm_head.train_mlm_head(base, texts, model_dir, head_cfg, **call)
-        # the trainer reads back what its model ran in (report["runtime"]) when it records it
-        report.setdefault("runtime", None)
+        report = mlm_head.train_mlm_head(base, texts, model_dir, config.head, runtime=rt)
     else:
         model_dir = base
         probe = config.probe
         model = rt.place(load_masked_lm(base))
-        flag, rt = precision_kwargs(mlm_head.fill_mask_accuracy, rt)
         fill = mlm_head.fill_mask_accuracy(
             model, load_tokenizer(base), texts, mask_prob=probe.mask_prob,
             eval_sentences=probe.eval_sentences, seed=probe.seed, max_length=probe.max_length,
-            **flag)
+            runtime=rt)
         report = {"trained": False, "fill_mask": fill, "runtime": runtime.observed(model, rt)}
     dump(paths.mlm / "mlm.json", {"model_dir": paths.rel(model_dir), **report})
     print(f"mlm: {paths.rel(model_dir)}")

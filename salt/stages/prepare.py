@@ -36,7 +36,8 @@ class Settings(BaseModel):
     # language from the other half (no translation of the English text it is compared with);
     # shared: every language from the same items (sentence-parallel, implicit parallel data)
     unlabeled_split: Literal["disjoint_halves", "shared"]
-    hub_revision: str | None = None  # hub only: a commit sha; null resolves the head (recorded)
+    # hub only: the pinned commit sha of each hub dataset (a run with one unpinned stops)
+    hub_revision: dict[str, str | None] | None = None
     languages: dict[str, list[str]] | None = None  # per task; null = every task language
 
 
@@ -85,7 +86,8 @@ def run(config: Config, paths: Paths) -> None:
         langs = (cfg.languages or {}).get(task) or list(spec.languages)
         data.check_languages(spec, langs, key=f"data.{config.profile}.languages.{task}")
         if cfg.source == "hub":
-            revisions[spec.hub_id] = data.resolve_hub_revision(spec.hub_id, cfg.hub_revision)
+            revisions[spec.hub_id] = data.resolve_hub_revision(
+                spec.hub_id, cfg.hub_revision, key=f"data.{config.profile}.hub_revision")
 
         def load(split: str, lang: str, _task: str = task, _hub: str = spec.hub_id):
             if cfg.source == "local":
@@ -115,10 +117,8 @@ def run(config: Config, paths: Paths) -> None:
         print(f"prepare {task}: train {len(train)}, dev-en {len(dev_en)}, "
               f"test {len(test[spec.source_language])} x {len(langs)} languages")
     if cfg.source == "local":
-        manifest["revision"] = data.files_digest(set(used))
-        manifest["data_source"] = f"local:{manifest['revision']}"
+        manifest["revision"] = data.files_digest(set(used), root_dir)
+        manifest["data_source"] = data.local_data_id(set(used), root_dir)
     else:
-        manifest["revision"] = ",".join(f"{k}@{v}" for k, v in revisions.items())
-        manifest["data_source"] = "hub:" + ",".join(data.get_task(t).hub_id
-                                                    for t in config.tasks)
+        manifest["revision"] = manifest["data_source"] = data.hub_data_id(revisions)
     dump(paths.manifest, manifest)

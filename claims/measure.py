@@ -28,7 +28,7 @@ class PartData:
     correct_treatment: dict[int, Correct | None]  # None: summary-only file (no predictions)
     correct_control: dict[int, Correct | None]
     one_class: tuple[str, ...] = ()  # runs predicting one class for every item ("arm/seed N")
-    test_rows: dict[str, int] = field(default_factory=dict)  # language -> items evaluated
+    test_rows: dict[str, int | None] = field(default_factory=dict)  # language -> items (None: unknown)
 
     @property
     def n_claimed(self) -> int:
@@ -87,7 +87,7 @@ def measure(results: Any, pv: PaperValue, arms: Arms) -> PartData | None:
                                                             (arms.control, runs_c))
                       for seed, run in ordered(runs) if _one_class(run, langs))
     first = next(iter(runs_t.values()))
-    rows = {x: int(first.metrics["languages"][x]["total"]) for x in langs}
+    rows = {x: first.metrics["languages"][x]["total"] for x in langs}  # None: unknown (imports)
     return PartData(pv.task, langs, missing,
                     {s: score(r) for s, r in ordered(runs_t)},
                     {s: score(r) for s, r in ordered(runs_c)},

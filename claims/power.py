@@ -164,7 +164,8 @@ def measured_components(part: object) -> Components | None:
     t = np.array([part.treatment[s] for s in seeds])
     c = np.array([part.control[s] for s in seeds])
     pairs = part.pairs()
-    rows = min(part.test_rows.values()) if part.test_rows else 0
+    known = [n for n in part.test_rows.values() if n is not None]  # None: unknown (imports)
+    rows = min(known) if known else 0
     item_var = 0.0
     if pairs:
         matrix = difference_matrix([(ct, cc) for _, ct, cc in pairs], part.languages)

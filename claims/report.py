@@ -127,8 +127,8 @@ def _scale(audit: Audit) -> dict[str, Any]:
     sc = audit.results.scale
     tasks = {}
     for name, tr in sorted(audit.results.tasks.items()):
-        rows = sorted({int(r.metrics["languages"][x]["total"]) for runs in tr.runs.values()
-                       for r in runs.values() for x in r.metrics["languages"]})
+        rows = sorted({r.metrics["languages"][x]["total"] for runs in tr.runs.values()
+                       for r in runs.values() for x in r.metrics["languages"]} - {None})
         tasks[name] = {"seeds": {arm: sorted(runs, key=seed_order)
                                  for arm, runs in sorted(tr.runs.items()) if runs},
                        "rows_per_language": rows,
@@ -335,9 +335,10 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                     "checks of this implementation do not apply."]
     out += ["", "## Methods", ""] + doc["plan"]["text"]
     sc = doc["scale"]
+    commits = ", ".join(c or "unknown" for c in sc["git_commits"]) or "n/a"
+    revisions = ", ".join(r or "unknown" for r in sc["data_revisions"]) or "n/a"
     out += ["", f"Results: `{doc['results_dir']}` ({sc['n_files']} metrics files); params hash "
-                f"`{sc['params_hash']}`; commit(s) {', '.join(sc['git_commits']) or 'n/a'}; data "
-                f"revision(s) {', '.join(sc['data_revisions']) or 'n/a'}."]
+                f"`{sc['params_hash']}`; commit(s) {commits}; data revision(s) {revisions}."]
     out += [f"- warning: {w}" for w in doc["warnings"]]
     if doc["budgets_cut_short"]:
         out += ["", "Budgets that cut work short:", ""]

@@ -497,7 +497,8 @@ def make_metrics(
     ``correct[lang]`` is a count (the first ``count`` of ``total`` items are right) or a per-item
     list of booleans. With a count and ``rotate``, the right items are shifted by an arm- and
     seed-dependent offset, so distinct synthetic runs never share a prediction vector (the audit
-    refuses copied runs); ``rotate=False`` keeps the first ``count`` items right. Uids are ``{task}/{split}-{lang}:{i}``; gold labels cycle through the labels;
+    refuses copied runs); ``rotate=False`` keeps the first ``count`` items right. Uids are
+    ``{task}/{split}-{lang}:{i}``; gold labels cycle through the labels;
     a wrong item predicts ``(gold + label_offset) % n_labels``. ``params_hash`` defaults to the
     hash of ``params``.
     """

@@ -19,6 +19,7 @@ import random
 import shutil
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -224,7 +225,8 @@ def quiet() -> Iterator[None]:
 
 def checked(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """Run a check quietly on one CPU thread (tiny models gain nothing from threads and lose a
-    lot to oversubscription on a shared machine); restore both afterwards."""
+    lot to oversubscription on a shared machine); restore both afterwards. A crash of the check
+    is returned as the verdict "error" with what crashed and where."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -234,6 +236,10 @@ def checked(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         try:
             with quiet():
                 return fn(*args, **kwargs)
+        except Exception as err:  # outside explore: setup or a probe crashed
+            claim = fn.__name__.removeprefix("check_").upper()
+            return {"verdict": "error", "details": {"crash": crash_message(err)},
+                    "evidence": f"{claim} not decided: the check crashed: {crash_message(err)}"}
         finally:  # train() reseeds the global generators; give the caller its own back
             torch.set_num_threads(threads)
             torch.set_rng_state(rng[0])
@@ -266,8 +272,27 @@ class Exploration:
     name: str
     settings: dict[str, Any]
     passed: int = 0  # examples that satisfied the property
-    failure: tuple[Any, str] | None = None  # (counterexample, message)
+    failure: tuple[Any, str] | None = None  # (counterexample, message): a named property failed
+    error: tuple[Any, str] | None = None  # (example, message): the check itself crashed
     runtime_s: float = 0.0
+
+
+def crash_message(err: BaseException) -> str:
+    """``KeyError: 'x' (at file.py:123 in fn)``: what crashed and where, for an "error" verdict."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" \
+        if frames else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+def fmt(*values: float) -> list[str]:
+    """The values with the fewest significant digits (at least 6) that tell different ones apart,
+    so evidence never prints "1.09877 is not 1.09877"."""
+    for digits in range(6, 18):
+        text = [f"{float(v):.{digits}g}" for v in values]
+        if len(set(text)) == len({float(v) for v in values}):
+            return text
+    return [repr(float(v)) for v in values]
 
 
 def _short(obj: Any, limit: int = 500) -> str:
@@ -279,14 +304,15 @@ def explore(name: str, prop: Callable[[Any], None], strategy: st.SearchStrategy,
             max_examples: int, shrink: bool = True) -> Exploration:
     """Run ``prop`` over ``strategy`` with a seeded, database-free Hypothesis run.
 
-    A ``Violation`` or any other exception raised by the implementation is a failure; the last
-    failing example Hypothesis replays is the shrunk counterexample reported.
+    A ``Violation`` is a failure of the property: the last failing example Hypothesis replays is
+    the shrunk counterexample reported. Any other exception is an error of the check (``error``):
+    it decides nothing about the claim.
     """
     phases = (Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ())
     record = {"max_examples": max_examples, "seed": seed, "database": None, "deadline": None,
               "derandomize": False, "phases": [p.name for p in phases]}
     out = Exploration(name, record)
-    failures: list[tuple[Any, str]] = []
+    failures: list[tuple[Any, str, str]] = []  # (case, message, "failure" | "error")
 
     @hypothesis_seed(seed)
     @settings(max_examples=max_examples, database=None, deadline=None, derandomize=False,
@@ -297,10 +323,10 @@ def explore(name: str, prop: Callable[[Any], None], strategy: st.SearchStrategy,
         try:
             prop(case)
         except Violation as err:
-            failures.append((case, str(err)))
+            failures.append((case, str(err), "failure"))
             raise
         except Exception as err:
-            failures.append((case, f"the implementation raised {type(err).__name__}: {err}"))
+            failures.append((case, crash_message(err), "error"))
             raise
         out.passed += 1
 
@@ -310,7 +336,11 @@ def explore(name: str, prop: Callable[[Any], None], strategy: st.SearchStrategy,
     except Exception:
         if not failures:
             raise
-        out.failure = failures[-1]
+        named = [f for f in failures if f[2] == "failure"]  # a named property beats a crash
+        if named:
+            out.failure = named[-1][:2]
+        else:
+            out.error = failures[-1][:2]
     out.runtime_s = round(time.perf_counter() - start, 3)
     out.settings["examples_passed"] = out.passed
     return out
@@ -320,11 +350,19 @@ def verdict(claim: str, summary: str, runs: Sequence[Exploration], bench: Bench 
              notes: Sequence[str] = (), extra_failure: str | None = None,
              inconclusive: str | None = None, details: dict[str, Any] | None = None
              ) -> dict[str, Any]:
-    """Assemble a check's result from its explorations (first failure wins)."""
+    """Assemble a check's result from its explorations (first failure wins; a crash of the
+    check gives "error", not a verdict on the claim)."""
     info = {"explorations": [{"name": r.name, "settings": r.settings, "runtime_s": r.runtime_s}
                              for r in runs], **(details or {})}
     if bench is not None:
         info["bench"] = bench.describe()
+    for r in runs:
+        if r.failure is None and r.error is not None:
+            case, msg = r.error
+            info["crashed_on"] = _short(case, 2000)
+            return {"verdict": "error", "details": info,
+                    "evidence": f"{claim} not decided: the check crashed ({r.name}): {msg}; on "
+                                f"example (Hypothesis seed {r.settings['seed']}): {_short(case)}"}
     for r in runs:
         if r.failure is not None:
             case, msg = r.failure

@@ -30,6 +30,7 @@ from .bench import (
     checked,
     default_code_switch,
     explore,
+    fmt,
     get_bench,
     require,
     verdict,
@@ -206,17 +207,17 @@ def check_c4(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
                 seen["substitutions"] += 1
                 require(prob >= cfg.threshold,
                          f"substitution at position {p} of {rec['uid']} has probability "
-                         f"{prob:.6g} below the threshold {cfg.threshold:.6g}")
+                         "%s below the threshold %s" % tuple(fmt(prob, cfg.threshold)))
                 ids, probs = rec_model.probs(rec, p, lang, cfg.normalize)
                 require(new in ids, f"substitute {new} not in the {lang} set")
                 want = float(probs[ids.index(new)])
                 require(abs(prob - want) <= TOL,
-                         f"recorded probability {prob:.6g} of substitute {new} at position {p} "
-                         f"differs from the model's restricted probability {want:.6g} "
-                         f"(normalize={cfg.normalize})")
+                         f"recorded probability {fmt(prob, want)[0]} of substitute {new} at "
+                         f"position {p} differs from the model's restricted probability "
+                         f"{fmt(prob, want)[1]} (normalize={cfg.normalize})")
                 require(float(probs.max()) - want <= 1e-6,
                          f"substitute {new} at position {p} is not the arg-max of the restricted "
-                         f"distribution ({want:.6g} < {float(probs.max()):.6g})")
+                         "distribution (%s < %s)" % tuple(fmt(want, float(probs.max()))))
             # completeness: candidates whose arg-max clears the threshold are used (up to the cap)
             limit = math.floor(cfg.max_ratio * len(rec["candidates"]) + 1e-9)
             strict, loose = [], []
@@ -281,8 +282,8 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
                     require(new in targets[rec["lang"]],
                              f"a substitution tagged {tag!r} took {new} ({_piece(bench, new)!r}), "
                              f"outside the {rec['lang']} set")
-                    require(prob >= cfg.threshold, f"translation probability {prob:.6g} below "
-                                                    f"the translation threshold {cfg.threshold:.6g}")
+                    require(prob >= cfg.threshold, "translation probability {} below the "
+                            "translation threshold {}".format(*fmt(prob, cfg.threshold)))
                     continue
                 seen["synonyms"] += 1
                 require(cfg.synonyms, f"a source-language synonym substitution ({orig} -> {new} "
@@ -291,13 +292,13 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
                          f"synonym {new} ({_piece(bench, new)!r}) is not a different id of the "
                          f"English set")
                 require(prob >= cfg.synonym_threshold,
-                         f"synonym probability {prob:.6g} below the synonym threshold "
-                         f"{cfg.synonym_threshold:.6g}")
+                         "synonym probability {} below the synonym threshold {}".format(
+                             *fmt(prob, cfg.synonym_threshold)))
                 ids, probs = rec_model.probs(rec, p, src, cfg.normalize)
                 want = float(probs[ids.index(new)])
                 require(abs(prob - want) <= TOL,
-                         f"synonym probability {prob:.6g} differs from the model's English-set "
-                         f"probability {want:.6g}")
+                         "synonym probability {} differs from the model's English-set "
+                         "probability {}".format(*fmt(prob, want)))
                 others = probs.clone()
                 if orig in ids:
                     others[ids.index(orig)] = -1.0

@@ -27,6 +27,7 @@ from .bench import (
     Violation,
     checked,
     explore,
+    fmt,
     get_bench,
     patched,
     quiet,
@@ -89,7 +90,8 @@ def check_c7(impl: MixupImpl | None = None, *, seed: int = 0, max_examples: int 
             raise Violation(f"r has shape {tuple(r.shape)}, expected {want_shape}")
         require(bool(torch.isfinite(r).all()), "r has non-finite entries")
         lo, hi = float(r.min()), float(r.max())
-        require(lo >= 0.0 and hi <= 1.0, f"r outside [0, 1]: min {lo:.4g}, max {hi:.4g}")
+        require(lo >= 0.0 and hi <= 1.0,
+                "r outside [0, 1]: min {}, max {}".format(*fmt(lo, hi, 0.0, 1.0)[:2]))
         if h > 1:
             flat = r.reshape(-1, h)
             same = [i for i in range(flat.shape[0]) if bool((flat[i] == flat[i, 0]).all())]
@@ -195,7 +197,8 @@ def check_c8(impl: MixupImpl | None = None, *, seed: int = 0, max_examples: int 
                      f"step {s}: r has shape {tuple(r.shape)}, expected (B, 1, H) = "
                      f"{(bs, 1, hidden)} (one vector per instance)")
             require(float(r.min()) >= 0 and float(r.max()) <= 1,
-                     f"step {s}: r outside [0, 1] ({float(r.min()):.4g}, {float(r.max()):.4g})")
+                     "step {}: r outside [0, 1] ({}, {})".format(
+                         s, *fmt(float(r.min()), float(r.max()), 0.0, 1.0)[:2]))
             flat = r.reshape(bs, -1)
             for i in range(bs):
                 for j in range(i + 1, bs):
@@ -322,11 +325,11 @@ def check_c6(impl: MixupImpl | None = None, *, seed: int = 0, max_examples: int 
             one = loss(batch, torch.ones(c["B"], 1, hidden, dtype=torch.float64))
             zero = loss(batch, torch.zeros(c["B"], 1, hidden, dtype=torch.float64))
         require(math.isclose(float(one), float(src_loss), rel_tol=1e-9, abs_tol=1e-9),
-                 f"with r = 1 the SALT loss {float(one):.6g} is not the source-only loss "
-                 f"{float(src_loss):.6g} (h = r*h_s + (1-r)*h_t)")
+                 "with r = 1 the SALT loss {} is not the source-only loss {} "
+                 "(h = r*h_s + (1-r)*h_t)".format(*fmt(one, src_loss)))
         require(math.isclose(float(zero), float(cs_loss), rel_tol=1e-9, abs_tol=1e-9),
-                 f"with r = 0 the SALT loss {float(zero):.6g} is not the loss of the code-switched "
-                 f"ids alone {float(cs_loss):.6g}: the code-switched embeddings are not consumed")
+                 "with r = 0 the SALT loss {} is not the loss of the code-switched ids alone "
+                 "{}: the code-switched embeddings are not consumed".format(*fmt(zero, cs_loss)))
 
     run_loss = explore("the SALT loss consumes the code-switched embeddings", prop_loss,
                        loss_cases(), seed=seed, max_examples=max_examples)

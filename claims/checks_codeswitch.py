@@ -80,12 +80,14 @@ def _cs_cases(draw, bench: Bench, synonyms: bool | None = False) -> dict[str, An
                           unique=True))
     syn = draw(st.booleans()) if synonyms is None else synonyms
     # with synonyms on, translation thresholds above 1 leave candidates to the synonym fallback
-    thresholds = st.one_of(st.floats(1.0, 2.0), _THRESHOLDS) if syn else _THRESHOLDS
+    # (off too: an "off" that only holds at thresholds the model never reaches proves nothing)
+    thresholds = (st.one_of(st.floats(1.0, 2.0), _THRESHOLDS) if synonyms is None
+                  else _THRESHOLDS)
     return {"inputs": draw(_cs_inputs(bench)), "threshold": draw(thresholds),
             "normalize": draw(st.sampled_from(["target", "full"])), "languages": tuple(langs),
             "copies": draw(st.integers(1, 2)), "max_ratio": draw(st.sampled_from([0.2, 0.5, 1.0])),
             "candidate": draw(st.sampled_from(["single_word", "word_start", "any"])),
-            "synonyms": syn, "synonym_threshold": draw(_SYN_THRESHOLDS) if syn else 0.5}
+            "synonyms": syn, "synonym_threshold": draw(_SYN_THRESHOLDS)}
 
 
 def _run_cs(impl: CodeSwitcher, bench: Bench, c: dict[str, Any], model=None):
@@ -128,20 +130,66 @@ class _Recompute:
         return ids.tolist(), probs
 
 
-def _check_records(recs: list[dict[str, Any]], enc: Sequence[Encoded], cfg) -> None:
-    """Shape of the output: one record per (pair, copy), aligned, substitutions match the ids."""
+def allowed_positions(bench: Bench, input_ids: Sequence[int], mode: str) -> set[int]:
+    """Positions the candidate mode may switch, recomputed from the tokenizer alone (WordPiece
+    bench): never a special token; word starts for "word_start", word starts not glued to a
+    continuation piece for "single_word", any other piece for "any". Digit/punctuation pieces
+    are excluded by the implementation too; they are not re-derived here."""
+    specials = set(bench.tokenizer.all_special_ids)
+    pieces = bench.tokenizer.convert_ids_to_tokens(list(input_ids))
+    out = set()
+    for p, (tid, piece) in enumerate(zip(input_ids, pieces, strict=True)):
+        if tid in specials:
+            continue
+        start = not piece.startswith("##")
+        glued = p + 1 < len(pieces) and pieces[p + 1].startswith("##")
+        if mode == "any" or (start and (mode == "word_start" or not glued)):
+            out.add(p)
+    return out
+
+
+def check_records(recs: list[dict[str, Any]], enc: Sequence[Encoded], cfg,
+                  bench: Bench) -> None:
+    """The written records against their sources: one per (pair, copy) in input order, uid,
+    label, source ids and token types copied from the source, the copy token-aligned, every
+    changed position a recorded substitution at a candidate position (never a special token,
+    never outside what the candidate mode allows), and every candidate allowed."""
     n_copies = cfg.copies if cfg.assignment == "round_robin" else len(cfg.languages)
     require(len(recs) == len(enc) * n_copies,
-             f"{len(recs)} records for {len(enc)} pairs x {n_copies} copies")
-    for rec in recs:
+            f"{len(recs)} records for {len(enc)} pairs x {n_copies} copies")
+    for k, rec in enumerate(recs):
+        e = enc[k // n_copies]
+        require(rec["uid"] == e.uid, f"record {k} has uid {rec['uid']!r}, its source is {e.uid!r}")
+        require(rec["label"] == e.label, f"{rec['uid']}: record label {rec['label']!r}, the "
+                                         f"source's label is {e.label!r}")
+        require(list(rec["input_ids"]) == list(e.input_ids),
+                f"{rec['uid']}: the record's source ids are not the source's")
+        tt = None if e.token_type_ids is None else list(e.token_type_ids)
+        require((rec["token_type_ids"] is None and tt is None)
+                or list(rec["token_type_ids"] or []) == (tt or []),
+                f"{rec['uid']}: the record's token types are not the source's")
         src, cs = rec["input_ids"], rec["cs_input_ids"]
         require(len(src) == len(cs), f"{rec['uid']}: code-switched copy not token-aligned")
+        allowed = allowed_positions(bench, src, cfg.candidate)
+        bad = sorted(set(rec["candidates"]) - allowed)
+        require(not bad, f"{rec['uid']}: candidate position {bad[:1]} ({_piece(bench, src[bad[0]])!r}"
+                         f") is a special token or not a {cfg.candidate!r} position"
+                if bad else "")
         subs = {s[0]: s for s in rec["substitutions"]}
+        require(len(subs) == len(rec["substitutions"]),
+                f"{rec['uid']}: two substitutions at one position")
+        for p, s in subs.items():
+            require(p in rec["candidates"] and p in allowed,
+                    f"{rec['uid']}: substitution at position {p} ({_piece(bench, src[p])!r}), "
+                    "which is not a candidate position (special token or outside the "
+                    f"{cfg.candidate!r} mode)")
+            require(s[1] == src[p] and s[2] == cs[p],
+                    f"{rec['uid']}: substitution {s[:3]} does not match source {src[p]} / copy "
+                    f"{cs[p]} at position {p}")
         for p, (a, b) in enumerate(zip(src, cs, strict=True)):
             if a != b:
-                require(p in subs and subs[p][2] == b,
-                         f"{rec['uid']}: token at position {p} changed ({a} -> {b}) without a "
-                         "recorded substitution")
+                require(p in subs, f"{rec['uid']}: token at position {p} changed ({a} -> {b}) "
+                                   "without a recorded substitution")
 
 
 def _piece(bench: Bench, i: int) -> str:
@@ -160,7 +208,7 @@ def check_c3(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
 
     def prop(c: dict[str, Any]) -> None:
         cfg, enc, recs = _run_cs(impl, bench, c)
-        _check_records(recs, enc, cfg)
+        check_records(recs, enc, cfg, bench)
         for rec in recs:
             lang = rec["lang"]
             require(lang in cfg.languages, f"record into {lang!r}, not a requested language "
@@ -200,7 +248,7 @@ def check_c4(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
 
     def prop(c: dict[str, Any]) -> None:
         cfg, enc, recs = _run_cs(impl, bench, c)
-        _check_records(recs, enc, cfg)
+        check_records(recs, enc, cfg, bench)
         for rec in recs:
             lang, subs = rec["lang"], rec["substitutions"]
             for p, _orig, new, prob, _tag in subs:
@@ -274,7 +322,7 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
 
     def prop(c: dict[str, Any]) -> None:
         cfg, enc, recs = _run_cs(impl, bench, c)
-        _check_records(recs, enc, cfg)
+        check_records(recs, enc, cfg, bench)
         for rec in recs:
             for p, orig, new, prob, tag in rec["substitutions"]:
                 if tag != cs_mod.SYNONYM_TAG:
@@ -325,7 +373,10 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
                                     synonym_threshold=0.0))
         only_tr = count(_cs_config(threshold=0.0, languages=lang, max_ratio=1.0, synonyms=True,
                                    synonym_threshold=1.5))
-        off = count(_cs_config(threshold=0.0, languages=lang, max_ratio=1.0))
+        # "off" at a synonym threshold the model reaches (0) and no translations (threshold
+        # above 1): the same setting with the option on substitutes synonyms, so on and off differ
+        off = count(_cs_config(threshold=1.5, languages=lang, max_ratio=1.0, synonyms=False,
+                               synonym_threshold=0.0))
         probe = {"default_off": default_off, "translation_off_synonym_on": only_syn,
                  "translation_on_synonym_off": only_tr, "synonyms_off": off}
         if not default_off:
@@ -337,7 +388,8 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
             extra = ("the synonym threshold is not its own: with synonym_threshold above 1 and "
                      f"translation threshold 0, (synonyms, translations) = {only_tr}")
         elif off[0] != 0:
-            extra = f"synonym substitutions happened with synonyms off: {off}"
+            extra = (f"synonym substitutions happened with synonyms off (synonym threshold 0, "
+                     f"translation threshold above 1): (synonyms, translations) = {off}")
     inconclusive = None if seen["synonyms"] else "no synonym substitution happened in any example"
     return verdict(
         "C5", f"the option behaves as specified: with synonyms off no 'en-syn' substitution "
@@ -347,7 +399,8 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
         f"on 6 pairs (synonyms, translations): translation threshold >1 with synonym threshold 0 "
         f"-> {probe.get('translation_off_synonym_on')}, translation threshold 0 with synonym "
         f"threshold >1 -> {probe.get('translation_on_synonym_off')}, so the two thresholds act "
-        "independently", [run], bench, extra_failure=extra, inconclusive=inconclusive,
+        f"independently; the first setting with the option off -> {probe.get('synonyms_off')}, "
+        "so on and off differ where the model reaches the synonym threshold", [run], bench, extra_failure=extra, inconclusive=inconclusive,
         details={**seen, "probe": probe},
         notes=["This verifies the option, not the seed's claim (marked NOT verified there): "
                "the option is off by default (CodeSwitchConfig.synonyms=False)."])

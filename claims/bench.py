@@ -99,6 +99,7 @@ class Bench:
     train_items: list[Any]  # TrainItem with two synthetic code-switched copies each
     data_dir: Path
     vocab_rule: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)  # code-switch records of train_items
 
     @property
     def pad_id(self) -> int:
@@ -184,12 +185,16 @@ def get_bench(model_dir: str | Path | None = None, data_dir: str | Path | None =
     gen = np.random.default_rng(0)
     records = []
     for e in enc:
-        for _ in range(2):  # two synthetic copies: a third of the tokens swapped for French ids
-            records.append({"uid": e.uid, "cs_input_ids": [
-                int(gen.choice(fr)) if t not in specials and gen.random() < 1 / 3 else t
-                for t in e.input_ids]})
+        for copy_id in range(2):  # two synthetic copies: a third of the tokens -> French ids
+            cs = [int(gen.choice(fr)) if t not in specials and gen.random() < 1 / 3 else t
+                  for t in e.input_ids]
+            records.append({"uid": e.uid, "copy": copy_id, "lang": "fr", "label": e.label,
+                            "input_ids": list(e.input_ids), "cs_input_ids": cs,
+                            "substitutions": [[p, a, b, None, "fr"] for p, (a, b)
+                                              in enumerate(zip(e.input_ids, cs, strict=True))
+                                              if a != b]})
     items = train_mod.items_from_codeswitch(records, enc)
-    bench = Bench(model_dir, tok, mlm, vocabs, words, pairs, items, root, rule)
+    bench = Bench(model_dir, tok, mlm, vocabs, words, pairs, items, root, rule, records)
     _BENCHES[key] = bench
     return bench
 

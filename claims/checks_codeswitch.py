@@ -400,7 +400,8 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
         f"-> {probe.get('translation_off_synonym_on')}, translation threshold 0 with synonym "
         f"threshold >1 -> {probe.get('translation_on_synonym_off')}, so the two thresholds act "
         f"independently; the first setting with the option off -> {probe.get('synonyms_off')}, "
-        "so on and off differ where the model reaches the synonym threshold", [run], bench, extra_failure=extra, inconclusive=inconclusive,
+        "so on and off differ where the model reaches the synonym threshold", [run], bench,
+        extra_failure=extra, inconclusive=inconclusive,
         details={**seen, "probe": probe},
         notes=["This verifies the option, not the seed's claim (marked NOT verified there): "
                "the option is off by default (CodeSwitchConfig.synonyms=False)."])

@@ -392,17 +392,128 @@ def check_c6(impl: MixupImpl | None = None, *, seed: int = 0, max_examples: int 
 
     run_eval = explore("evaluation of a SALT-trained classifier does not mix", prop_eval,
                        eval_cases(), seed=seed, max_examples=max_examples)
+    paired = {"rows": 0}
+    run_pair = pairing_exploration(impl, bench, seed, max(2, max_examples // 4), paired)
     return verdict(
-        "C6", "changing one code-switched id changes the SALT loss whenever r < 1, gradients "
+        "C6", "inside real train() runs every source row handed to the mix met its own "
+        f"code-switched copy position by position ({paired['rows']} rows checked against the "
+        "code-switch records: identical outside recorded substitutions, the recorded substitute "
+        "at each, the output r*E[src] + (1-r)*E[cs] of exactly those rows); "
+        "changing one code-switched id changes the SALT loss whenever r < 1, gradients "
         "reach the embedding row of a token present only in the code-switched copy, r = 1 and "
         "r = 0 reproduce the source-only and code-switched-only losses, and a SALT-trained "
         "classifier's evaluation calls no mixup function, passes no inputs_embeds, is "
         "deterministic and matches the source-only forward pass",
-        [run_loss, run_eval], bench,
-        details={"loss_change_min": min(deltas, default=None),
+        [run_loss, run_eval, run_pair], bench,
+        details={"pairing_rows_checked": paired["rows"],
+                 "loss_change_min": min(deltas, default=None),
                  "loss_change_median": float(np.median(deltas)) if deltas else None},
         notes=["Gradients were measured with the word embeddings trainable; the default "
                "TrainConfig.freeze_word_embeddings=True lets gradients flow through the mix to "
                "the embedding output but does not update those rows."])
 
 
+# ----------------------------------------------------------------------------- pairing (C6)
+
+
+def _row(ids: torch.Tensor, n: int, pad: int) -> tuple[list[int], bool]:
+    """The first n ids of a padded row and whether the rest is padding."""
+    row = ids.tolist()
+    return row[:n], all(t == pad for t in row[n:])
+
+
+def check_pairing(calls: Sequence[tuple[torch.Tensor, ...]], bench: Bench,
+                  items: Sequence[Any], records: Sequence[dict[str, Any]]) -> int:
+    """Each (src_ids, cs_ids) row handed to the mix is an item's source and ITS OWN code-switched
+    copy, position by position: identical outside the recorded substitutions, the recorded
+    substitute at each substituted position, padding after; and the mix's output is
+    r*E[src] + (1-r)*E[cs] of exactly those rows. Returns the number of rows checked."""
+    by_src: dict[tuple[int, ...], int] = {}
+    for k, it in enumerate(items):
+        require(tuple(it.input_ids) not in by_src, "bench items are not distinct")
+        by_src[tuple(it.input_ids)] = k
+    uid_of = {tuple(r["input_ids"]): r["uid"] for r in records}
+    recs_of: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        recs_of.setdefault(r["uid"], []).append(r)
+    pad, rows = bench.pad_id, 0
+    for step, (src_ids, cs_ids, r, weight, out) in enumerate(calls):
+        require(src_ids.shape == cs_ids.shape, f"step {step}: src_ids {tuple(src_ids.shape)} and "
+                                               f"cs_ids {tuple(cs_ids.shape)} differ in shape")
+        for b in range(src_ids.shape[0]):
+            match = [k for k, it in enumerate(items)
+                     if _row(src_ids[b], len(it.input_ids), pad) == (list(it.input_ids), True)]
+            require(len(match) == 1, f"step {step} row {b}: the source row is no training item")
+            k = match[0]
+            n = len(items[k].input_ids)
+            cs, tail_pad = _row(cs_ids[b], n, pad)
+            uid = uid_of[tuple(items[k].input_ids)]
+            own = [rec for rec in recs_of[uid] if rec["cs_input_ids"] == cs]
+            if not own:
+                others = [j for j, it in enumerate(items) if j != k and any(
+                    _row(cs_ids[b], len(c), pad) == (list(c), True) for c in it.cs_copies)]
+                shifted = any(cs in (c[1:] + c[:1], c[-1:] + c[:-1])
+                              for c in items[k].cs_copies)
+                why = (f"the code-switched copy of item {others[0]} (another instance)" if others
+                       else "its own copy shifted by one token" if shifted
+                       else "no code-switched copy of it")
+                raise Violation(f"step {step} row {b}: source {uid} was mixed with {why}, not "
+                                "its own token-aligned copy")
+            rec = own[0]
+            subs = {s[0]: s[2] for s in rec["substitutions"]}
+            src = list(items[k].input_ids)
+            for p in range(n):
+                want = subs.get(p, src[p])
+                require(cs[p] == want, f"step {step} row {b} ({uid}) position {p}: code-switched "
+                                       f"id {cs[p]}, the record says {want}")
+            require(tail_pad, f"step {step} row {b} ({uid}): the copy runs past the source")
+            rows += 1
+        w = weight.double()
+        rr = r.double()
+        want = rr * w[src_ids] + (1 - rr) * w[cs_ids]  # (B, T, H)
+        err = float((out.double() - want).abs().max())
+        require(err <= 1e-5, f"step {step}: the mix handed (src_ids, cs_ids) returned something "
+                             f"else than r*E[src] + (1-r)*E[cs] of them (max abs error {err:.3g})")
+    return rows
+
+
+def _train_pairs(impl: MixupImpl, bench: Bench, items: Sequence[Any], config,
+                 out_dir: Path) -> list[tuple[torch.Tensor, ...]]:
+    """Run the real ``train()`` with ``salt.train.mixed_input_embeddings`` instrumented; return
+    (src_ids, cs_ids, r, embedding weight, output) of every call."""
+    calls: list[tuple[torch.Tensor, ...]] = []
+
+    def mixed(embedding, src_ids, cs_ids, r):
+        out = impl.mixed_input_embeddings(embedding, src_ids, cs_ids, r)
+        calls.append(tuple(t.detach().cpu().clone() for t in
+                           (src_ids, cs_ids, r, embedding.weight, out)))
+        return out
+
+    with quiet(), patched(train_mod, sample_r=impl.sample_r, step_generator=impl.step_generator,
+                          mixed_input_embeddings=mixed):
+        train_mod.train(bench.model_dir, items, out_dir, config, NUM_LABELS, pad_id=bench.pad_id)
+    return calls
+
+
+def pairing_exploration(impl: MixupImpl, bench: Bench, seed: int, max_examples: int,
+                        seen: dict[str, int]):
+    """Hypothesis over real train() runs: seeds, batch sizes, steps, length grouping."""
+    @st.composite
+    def cases(draw) -> dict[str, int]:
+        return {"seed": draw(st.integers(0, 2**16)), "batch_size": draw(st.integers(2, 6)),
+                "steps": draw(st.integers(2, 3)), "group_by_length": draw(st.integers(0, 2))}
+
+    def prop(c: dict[str, int]) -> None:
+        items = bench.train_items[: c["batch_size"] * c["steps"]]
+        uids = {r["uid"] for r in bench.records}
+        records = [r for r in bench.records if r["uid"] in uids]
+        with tempfile.TemporaryDirectory(prefix="salt-pair-") as tmp:
+            calls = _train_pairs(impl, bench, items, _train_cfg(
+                seed=c["seed"], batch_size=c["batch_size"],
+                group_by_length=c["group_by_length"]), Path(tmp))
+        require(len(calls) == c["steps"], f"{c['steps']} SALT steps called the mix "
+                                          f"{len(calls)} times")
+        seen["rows"] += check_pairing(calls, bench, items, records)
+
+    return explore("each source mixed with its own aligned copy inside train()", prop, cases(),
+                   seed=seed, max_examples=max_examples, shrink=False)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,30 @@ from .bench import (
 )
 from .checks_codeswitch import check_c2, check_c3, check_c4, check_c5, record_file_access, swap_mlm_head
 from .checks_mixup import check_c6, check_c7, check_c8
+from .checks_written import check_written
 
-__all__ = ["CHECKS", "Bench", "CodeSwitcher", "MixupImpl", "Violation", "build_bench_model",
-           "check_c2", "check_c3", "check_c4", "check_c5", "check_c6", "check_c7", "check_c8",
-           "default_code_switch", "explore", "get_bench", "record_file_access", "run_all",
-           "swap_mlm_head"]
+__all__ = [
+    "CHECKS",
+    "Bench",
+    "CodeSwitcher",
+    "MixupImpl",
+    "Violation",
+    "build_bench_model",
+    "check_c2",
+    "check_c3",
+    "check_c4",
+    "check_c5",
+    "check_c6",
+    "check_c7",
+    "check_c8",
+    "check_written",
+    "default_code_switch",
+    "explore",
+    "get_bench",
+    "record_file_access",
+    "run_all",
+    "swap_mlm_head",
+]
 
 # ----------------------------------------------------------------------------- all checks
 
@@ -54,19 +73,52 @@ CHECKS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
+WRITTEN_CHECKS = ("C3", "C4")  # also run on the pipeline's written code-switched data
+
+
+def _combine(bench_res: dict[str, Any], written: dict[str, Any] | None) -> tuple[str, str]:
+    """Verdict and evidence of a claim checked on the bench and on the written data."""
+    if written is None:
+        return bench_res["verdict"], bench_res["evidence"]
+    verdicts = (bench_res["verdict"], written["verdict"])
+    for v in ("fails", "error", "inconclusive", "not run"):
+        if v in verdicts:
+            break
+    else:
+        v = "holds"
+    return v, f"{bench_res['evidence']} | Written data: {written['evidence']}"
+
+
 def run_all(out_path: str | Path = "reports/properties.json", seed: int = 0,
-            bench: Bench | None = None) -> dict[str, Any]:
-    """Run every check on the real implementation and write ``out_path`` (the format
-    ``claims.results.load_properties`` reads, plus check name, settings, runtime, details)."""
+            bench: Bench | None = None, work: str | Path | None = "work",
+            only: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run every check (or those in ``only``) on the real implementation and write ``out_path``
+    (the format ``claims.results.load_properties`` reads, plus check name, settings, runtime,
+    details, and ``ran_on``: which model and data each check ran on). C3 and C4 also run on the
+    pipeline's written code-switched data under ``work`` when it exists."""
     started = time.perf_counter()
     bench = bench or get_bench()
+    unknown = sorted(set(only or ()) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"unknown checks {unknown}; known: {sorted(CHECKS)}")
+    written = check_written(work) if work is not None and set(WRITTEN_CHECKS) & set(
+        only or CHECKS) else None
     out: dict[str, Any] = {}
     for cid, check in CHECKS.items():
+        if only is not None and cid not in only:
+            continue
         t0 = time.perf_counter()
         res = check(seed=seed, bench=bench)
-        out[cid] = {"verdict": res["verdict"], "evidence": res["evidence"],
+        ran_on: dict[str, Any] = {"bench": {"model": bench.describe(),
+                                            "data": "XNLI dev en/fr/de/es ($SALT_DATA_DIR)"}}
+        verdict, evidence = res["verdict"], res["evidence"]
+        if cid in WRITTEN_CHECKS:
+            verdict, evidence = _combine(res, written)
+            ran_on["written"] = (written["ran_on"] if written is not None else
+                                 "not checked: no work/codeswitch/*.jsonl (run the pipeline)")
+        out[cid] = {"verdict": verdict, "evidence": evidence,
                     "check": f"claims.properties.{check.__name__}",
-                    "implementation": "salt (real)", "seed": seed,
+                    "implementation": "salt (real)", "seed": seed, "ran_on": ran_on,
                     "hypothesis": [e["settings"] for e in res["details"].get("explorations", [])],
                     "runtime_s": round(time.perf_counter() - t0, 2),
                     "details": res["details"]}
@@ -74,8 +126,8 @@ def run_all(out_path: str | Path = "reports/properties.json", seed: int = 0,
         entry["total_runtime_s"] = round(time.perf_counter() - started, 2)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Runtimes stay in the returned dict only: the file is a pure function of code and seed,
-    # so rerunning the checks leaves a committed report unchanged.
+    # Runtimes stay in the returned dict only: the file is a pure function of code, seed and
+    # the written data, so rerunning the checks leaves a committed report unchanged.
     path.write_text(json.dumps(_without_runtimes(out), indent=1, ensure_ascii=False, default=str),
                     encoding="utf-8")
     return out

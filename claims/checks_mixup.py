@@ -452,8 +452,9 @@ def check_pairing(calls: Sequence[tuple[torch.Tensor, ...]], bench: Bench,
             if not own:
                 others = [j for j, it in enumerate(items) if j != k and any(
                     _row(cs_ids[b], len(c), pad) == (list(c), True) for c in it.cs_copies)]
-                shifted = any(cs in (c[1:] + c[:1], c[-1:] + c[:-1])
-                              for c in items[k].cs_copies)
+                full = cs_ids[b].tolist()
+                padded = [list(c) + [pad] * (len(full) - len(c)) for c in items[k].cs_copies]
+                shifted = any(full in (c[1:] + c[:1], c[-1:] + c[:-1]) for c in padded)
                 why = (f"the code-switched copy of item {others[0]} (another instance)" if others
                        else "its own copy shifted by one token" if shifted
                        else "no code-switched copy of it")

@@ -129,12 +129,44 @@ def check_c7(impl: MixupImpl | None = None, *, seed: int = 0, max_examples: int 
         default_shape = tuple(r.shape)
     extra = (None if default_shape in (None, (3, 1, 8))
              else f"default r shape {default_shape}, expected (B, 1, H) = (3, 1, 8)")
+    dist = _distribution_probe(impl, seed) if run.failure is None and extra is None else {}
+    rejected = [k for k, v in dist.items() if v["p"] < ALPHA]
+    if rejected:
+        extra = (f"r does not follow its configured distribution: {rejected[0]} rejected by a KS "
+                 f"test (D={dist[rejected[0]]['D']:.4f}, p={dist[rejected[0]]['p']:.3g}, "
+                 f"alpha {ALPHA}, n={DIST_N})")
+    probes = "; ".join(f"{k}: KS p={v['p']:.3g}" for k, v in dist.items())
     return verdict(
         "C7", "the mixed embedding equals r*h_s + (1-r)*h_t elementwise (recomputed in float64 "
         "with known and with sampled r, also through the word-embedding lookup), every r_j is in "
         "[0, 1], r varies over the hidden dimension (a vector, not a scalar) and has shape "
-        "(B, 1, H) by default, (B, T, H) per position, for uniform and Beta draws",
-        [run], None, extra_failure=extra, details={"default_shape": default_shape})
+        "(B, 1, H) by default, (B, T, H) per position, for uniform and Beta draws; "
+        f"{DIST_N} draws of each configured distribution are not rejected by a KS test at "
+        f"alpha {ALPHA} ({probes})",
+        [run], None, extra_failure=extra, details={"default_shape": default_shape,
+                                                   "distributions": dist})
+
+
+DIST_N = 4096  # r entries drawn per distribution probe (C7)
+
+
+def _distribution_probe(impl: MixupImpl, seed: int) -> dict[str, dict[str, float]]:
+    """KS test of sampled r against its configured distribution (uniform and asymmetric Betas,
+    so swapped Beta parameters show)."""
+    from scipy import stats
+
+    out = {}
+    for k, cfg in enumerate((mixup_mod.MixupConfig(), mixup_mod.MixupConfig("beta", 2.0, 5.0),
+                             mixup_mod.MixupConfig("beta", 0.5, 3.0))):
+        r = impl.sample_r(64, 4, 64, cfg, impl.step_generator(seed, 10_000 + k, 1))
+        values = r.reshape(-1).double().numpy()
+        if cfg.distribution == "uniform":
+            res, name = stats.kstest(values, "uniform"), "U[0, 1]"
+        else:
+            res = stats.kstest(values, "beta", args=(cfg.alpha, cfg.beta))
+            name = f"Beta({cfg.alpha}, {cfg.beta})"
+        out[name] = {"D": float(res.statistic), "p": float(res.pvalue)}
+    return out
 
 
 # ----------------------------------------------------------------------------- C8

@@ -93,6 +93,22 @@ def _swapped(h_s, h_t, r):
     return (1 - r) * h_s + r * h_t
 
 
+def _beta_swapped(b, t, h, cfg, g):
+    return mixup.sample_r(b, t, h, replace(cfg, alpha=cfg.beta, beta=cfg.alpha), g)
+
+
+def _squared(b, t, h, cfg, g):  # in [0, 1], a vector, fresh: only the distribution is wrong
+    return mixup.sample_r(b, t, h, cfg, g) ** 2
+
+
+@pytest.mark.parametrize(("impl", "needle"), [
+    (P.MixupImpl(sample_r=_beta_swapped), "Beta(2.0, 5.0) rejected by a KS test"),
+    (P.MixupImpl(sample_r=_squared), "U[0, 1] rejected by a KS test"),
+], ids=["beta-swapped", "squared"])
+def test_c7_rejects_r_from_another_distribution(impl, needle) -> None:
+    _fails(P.check_c7(impl), "C7 VIOLATED", "does not follow its configured distribution", needle)
+
+
 @pytest.mark.parametrize(("impl", "needle"), [
     (P.MixupImpl(sample_r=_scalar_r), "not a vector over the hidden dimension"),
     (P.MixupImpl(sample_r=_scalar_r_shape), "not a vector over the hidden dimension"),

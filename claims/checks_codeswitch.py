@@ -305,6 +305,57 @@ def check_c4(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
         inconclusive=inconclusive, details=dict(seen))
 
 
+def _original_excluded(impl: CodeSwitcher, bench: Bench, lang: tuple[str, ...]) -> str | None:
+    """Where the model's English-set arg-max IS the original token (its output bias raised), a
+    synonym must still be substituted: the second best, never the original. None when it is."""
+    enc = bench.pairs[:1]
+    cfg = _cs_config(threshold=1.5, languages=lang, max_ratio=1.0, synonyms=True,
+                     synonym_threshold=0.0)
+    en = set(bench.vocabs.ids(bench.vocabs.source_lang).tolist())
+    rec = impl(bench.mlm, bench.tokenizer, enc, bench.vocabs, cfg)[0]
+    spots = [p for p in rec["candidates"] if rec["input_ids"][p] in en]
+    if not spots:
+        return None
+    p = spots[0]
+    orig = rec["input_ids"][p]
+    model = copy.deepcopy(bench.mlm)
+    with torch.no_grad():
+        model.get_output_embeddings().bias[orig] += 50.0  # the original wins every arg-max
+    rec = impl(model, bench.tokenizer, enc, bench.vocabs, cfg)[0]
+    at = [s for s in rec["substitutions"] if s[0] == p]
+    if not at or at[0][2] == orig:
+        return (f"with the original token {orig} ({_piece(bench, orig)!r}) the model's English-set "
+                f"arg-max at position {p}, synonym threshold 0 and no cap, no synonym other than "
+                f"the original was substituted there ({at or 'nothing'}): the original is not "
+                "excluded from the synonym choice")
+    return None
+
+
+def _synonyms_complete(rec: dict[str, Any], cfg, rec_model: _Recompute, src: str,
+                       seen: dict[str, int]) -> None:
+    """Below the max_ratio cap every proposal is used, so a candidate left unchanged must have
+    no synonym (a different English-set id) clearing the synonym threshold."""
+    limit = math.floor(cfg.max_ratio * len(rec["candidates"]) + 1e-9)
+    if not cfg.synonyms or len(rec["substitutions"]) >= limit:
+        return
+    chosen = {s[0] for s in rec["substitutions"]}
+    for p in rec["candidates"]:
+        if p in chosen:
+            continue
+        ids, probs = rec_model.probs(rec, p, src, cfg.normalize)
+        others = probs.clone()
+        orig = rec["input_ids"][p]
+        if orig in ids:
+            others[ids.index(orig)] = -1.0
+        best = float(others.max())
+        seen["synonym_candidates_recomputed"] = seen.get("synonym_candidates_recomputed", 0) + 1
+        require(best < cfg.synonym_threshold + TOL,
+                f"{rec['uid']}: position {p} was left unchanged although the English-set synonym "
+                f"{ids[int(others.argmax())]} (the arg-max without the original) has probability "
+                "{} >= the synonym threshold {} and the cap was not reached".format(
+                    *fmt(best, cfg.synonym_threshold)))
+
+
 @checked
 def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: int = 60,
              bench: Bench | None = None) -> dict[str, Any]:
@@ -353,6 +404,7 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
                 require(float(others.max()) - want <= 1e-6,
                          f"synonym {new} is not the model's arg-max over the English set "
                          "without the original")
+            _synonyms_complete(rec, cfg, rec_model, src, seen)
 
     run = explore("synonym option off/on", prop, _cs_cases(bench, synonyms=None), seed=seed,
                   max_examples=max_examples)
@@ -377,8 +429,10 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
         # above 1): the same setting with the option on substitutes synonyms, so on and off differ
         off = count(_cs_config(threshold=1.5, languages=lang, max_ratio=1.0, synonyms=False,
                                synonym_threshold=0.0))
+        excluded = _original_excluded(impl, bench, lang)
         probe = {"default_off": default_off, "translation_off_synonym_on": only_syn,
-                 "translation_on_synonym_off": only_tr, "synonyms_off": off}
+                 "translation_on_synonym_off": only_tr, "synonyms_off": off,
+                 "original_excluded": excluded}
         if not default_off:
             extra = "the synonym option is on by default (the seed marks C5 unverified)"
         elif only_syn[0] == 0:
@@ -390,6 +444,8 @@ def check_c5(impl: CodeSwitcher | None = None, *, seed: int = 0, max_examples: i
         elif off[0] != 0:
             extra = (f"synonym substitutions happened with synonyms off (synonym threshold 0, "
                      f"translation threshold above 1): (synonyms, translations) = {off}")
+        elif excluded is not None:
+            extra = excluded
     inconclusive = None if seen["synonyms"] else "no synonym substitution happened in any example"
     return verdict(
         "C5", f"the option behaves as specified: with synonyms off no 'en-syn' substitution "

@@ -376,3 +376,11 @@ def test_written_data_checks_hold_and_catch_bad_records(bench, tmp_path) -> None
     _rewrite(records, below_threshold)
     bad = check_written(work)
     assert bad["verdict"] == "fails" and "(C4)" in bad["evidence"], bad["evidence"]
+
+
+def test_c5_rejects_a_synonym_choice_that_does_not_exclude_the_original(bench, monkeypatch) -> None:
+    from salt import codeswitch as cs_mod
+
+    real = cs_mod._best
+    monkeypatch.setattr(cs_mod, "_best", lambda probs, ids, exclude=None: real(probs, ids, None))
+    _fails(P.check_c5(bench=bench, max_examples=10), "C5 VIOLATED", "the original is not excluded")

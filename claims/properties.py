@@ -3,7 +3,8 @@
 Each ``check_cN(impl=None, *, seed=0, max_examples=..., bench=None)`` drives an implementation
 with Hypothesis and returns ``{"verdict", "evidence", "details"}``: "holds" when the property
 survives every generated example, "fails" with the violated property and the (shrunk)
-counterexample otherwise, "inconclusive" when the examples never exercised it. Runs are seeded
+counterexample otherwise, "inconclusive" when the examples never exercised it, "error" when the
+check itself crashed (no verdict on the claim). Runs are seeded
 (``hypothesis.seed(seed)``, no example database, no deadline), so an audit rerun sees the same
 examples.
 
@@ -16,8 +17,12 @@ sub-word sets are built from real XNLI dev text (``$SALT_DATA_DIR``). Its predic
 so thresholds are drawn low enough that substitutions happen; the properties do not depend on
 prediction quality, which ``salt.codeswitch.codeswitch_stats`` measures on the real pipeline.
 
+The checks live in ``checks_codeswitch`` (C2-C5), ``checks_mixup`` (C6-C8, with the pairing of
+each source with its own copy inside ``train()``) and ``checks_written`` (C3/C4 on the pipeline's
+written code-switched data); ``bench`` holds the bench and the Hypothesis driver.
 ``run_all`` runs every check on the real implementation and writes ``reports/properties.json`` in
-the format ``claims.results.load_properties`` reads.
+the format ``claims.results.load_properties`` reads, with ``ran_on`` naming the model and data.
+``python -m claims.mutants`` measures how many realistic bugs these checks catch.
 """
 
 from __future__ import annotations

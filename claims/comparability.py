@@ -181,6 +181,8 @@ def check_task(tr: Any, warnings: list[str]) -> None:
     totals: dict[str, tuple[Path, int]] = {}
     for run in runs:
         for lang, res in run.metrics["languages"].items():
+            if res["total"] is None:  # unknown (imports): warned about by check_within_arms
+                continue
             if lang not in totals:
                 totals[lang] = (run.path, res["total"])
             elif totals[lang][1] != res["total"]:

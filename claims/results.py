@@ -379,9 +379,12 @@ def _reduced(task: str, runs: list[Run]) -> list[str]:
     small = [t for t in trains if t is not None and t < paper.train]
     if small:
         out.append(f"{min(small)} training pairs < the paper's {paper.train}")
-    tests = [min(v["total"] for v in r.metrics["languages"].values()) for r in runs]
-    if min(tests) < paper.test:
-        out.append(f"{min(tests)} test items per language < the full test set's {paper.test}")
+    tests = [v["total"] for r in runs for v in r.metrics["languages"].values()]
+    if None in tests:
+        out.append("test size unknown")
+    known = [t for t in tests if t is not None]
+    if known and min(known) < paper.test:
+        out.append(f"{min(known)} test items per language < the full test set's {paper.test}")
     return out
 
 

@@ -61,12 +61,16 @@ Count = Annotated[StrictInt, Field(ge=0)]
 
 
 class LanguageResult(_Model):
-    correct: Count  # items predicted correctly
-    total: Annotated[StrictInt, Field(gt=0)]  # items evaluated
+    correct: Count | None  # items predicted correctly (None: unknown, imported accuracy only)
+    total: Annotated[StrictInt, Field(gt=0)] | None  # items evaluated (None: unknown, imports)
     accuracy: Fraction  # correct / total
 
     @model_validator(mode="after")
     def _consistent(self) -> LanguageResult:
+        if self.correct is None:
+            return self
+        if self.total is None:
+            raise ValueError(f"correct={self.correct} given without total")
         if self.correct > self.total:
             raise ValueError(f"correct={self.correct} exceeds total={self.total}")
         if not math.isclose(self.accuracy, self.correct / self.total, abs_tol=1e-9):
@@ -177,6 +181,8 @@ class Extra(_Model):
     fill_mask: _Open | None = None
     codeswitch: _Open | None = None  # salt.codeswitch.codeswitch_stats
     budgets: list[Budget] | None = None
+    imported: _Open | None = None  # the importer's decisions (claims.importers): split_from,
+    # totals_from, model_from, profile_from, missing_languages, reported, notes
 
 
 class MetricsFile(_Model):
@@ -196,7 +202,7 @@ class MetricsFile(_Model):
             if lang not in self.languages:
                 raise ValueError(f"predictions.{lang} has no entry in languages")
             total = self.languages[lang].total
-            if len(pred.uids) != total:
+            if total is None or len(pred.uids) != total:
                 raise ValueError(f"predictions.{lang} has {len(pred.uids)} items but "
                                  f"languages.{lang}.total is {total}")
         return self

@@ -230,3 +230,18 @@ def test_mean_pooling_classifier(tiny_model, items, tmp_path):
     assert torch.equal(loaded.classifier.weight, saved["classifier.weight"])
     with pytest.raises(ValueError, match="pooling 'max'"):
         build_classifier(tiny_model, 3, "max")
+
+
+def test_resume_with_best_en_dev_selection(tiny_model, items, tmp_path):
+    data, pad = items
+    cfg = _cfg(eval_every=2, selection="best_en_dev", gate_max_class_share=None,
+               gate_min_margin=None)
+    full = train(tiny_model, data, tmp_path / "full", cfg, 3, dev_items=data[:16], pad_id=pad)
+    train(tiny_model, data, tmp_path / "part", cfg, 3, dev_items=data[:16], pad_id=pad,
+          stop_after=3)
+    resumed = train(tiny_model, data, tmp_path / "part", cfg, 3, dev_items=data[:16], pad_id=pad)
+    assert resumed["resumed_from"] == 2
+    assert resumed["dev"] == full["dev"] and resumed["selected"] == full["selected"]
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "part" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -28,29 +28,32 @@ def process_state() -> PartialState:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def shard_and_gather(items: Sequence[T], fn: Callable[[Sequence[T]], Sequence[Any]]) -> list[Any]:
-    """``fn`` over ``items`` split across processes; one result per item, in input order.
+def shard_and_gather(items: Sequence[T], fn: Callable[[Sequence[T]], Sequence[Any]],
+                     per_item: bool = True) -> list[Any]:
+    """``fn`` over ``items`` split across processes; results in input order on every process.
 
-    Every process must call this with the same ``items`` (it is a collective operation).
+    ``per_item`` (default): ``fn`` returns one result per item of its share (checked).
+    ``per_item=False``: ``fn`` returns any list per share (e.g. several records per item); the
+    shares' lists are concatenated in process order, which is the items' order because every
+    process gets a contiguous share. Every process must call this with the same ``items`` (it
+    is a collective operation).
     """
     state = process_state()
     if state.num_processes == 1:
-        return list(fn(items))
+        out = list(fn(items))
+        if per_item and len(out) != len(items):
+            raise ShardError(f"{len(out)} results for {len(items)} items")
+        return out
     index = list(range(len(items)))
     with state.split_between_processes(index) as mine:
-        local = list(fn([items[i] for i in mine]))
-        if len(local) != len(mine):
+        local = list(fn([items[i] for i in mine])) if mine else []
+        if per_item and len(local) != len(mine):
             raise ShardError(f"process {state.process_index}: {len(local)} results for "
                              f"{len(mine)} items")
-        tagged = list(zip(mine, local, strict=True))
-    gathered = gather_object(tagged)
-    out = [None] * len(items)
-    seen = 0
-    for i, value in gathered:
-        out[i] = value
-        seen += 1
-    if seen != len(items):
-        raise ShardError(f"gathered {seen} results for {len(items)} items")
+    shares = gather_object([(state.process_index, local)])
+    out = [x for _, share in sorted(shares, key=lambda s: s[0]) for x in share]
+    if per_item and len(out) != len(items):
+        raise ShardError(f"gathered {len(out)} results for {len(items)} items")
     return out
 
 

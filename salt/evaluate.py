@@ -70,7 +70,7 @@ def predict(model, items: Sequence[Encoded], pad_id: int, batch_size: int = 64,
     try:
         preds = shard_and_gather(
             items, lambda part: _predict_local(model, part, pad_id, batch_size, runtime, trace,
-                                               desc) if part else [])
+                                               desc))
     finally:
         model.train(was_training)
     return preds

@@ -331,10 +331,10 @@ class _Run:
         record = {"step": state.global_step, "en_dev_accuracy": acc,
                   "histogram": histogram(pred, self.num_labels)}
         state.log_history.append(record)
-        if (self.config.selection == "best_en_dev" and acc > self.best["en_dev_accuracy"]
-                and state.is_world_process_zero):
-            self.best = dict(record)
-            save_file(_trainable_state(model), self.out / "best.safetensors")
+        if self.config.selection == "best_en_dev" and acc > self.best["en_dev_accuracy"]:
+            self.best = dict(record)  # on every process (the log names it); one writes the file
+            if state.is_world_process_zero:
+                save_file(_trainable_state(model), self.out / "best.safetensors")
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -476,7 +476,8 @@ def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path
         devs = [e for e in state["log_history"] if "en_dev_accuracy" in e]
         if config.selection == "best_en_dev" and devs:
             run.best = max(devs, key=lambda e: (e["en_dev_accuracy"], -e["step"]))
-            shutil.copy2(Path(resume) / "best.safetensors", out / "best.safetensors")
+            if rank == 0:
+                shutil.copy2(Path(resume) / "best.safetensors", out / "best.safetensors")
     try:
         trainer.train(resume_from_checkpoint=resume)
     except _Interrupted as stop:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from salt.classifier import build_classifier
 from salt.data import load_local, stratified_subset
-from salt.distributed import rank_stream, shard_and_gather
+from salt.distributed import ShardError, rank_stream, shard_and_gather
 from salt.encoding import encode_pairs
 from salt.evaluate import predict
 from salt.models import load_tokenizer
@@ -52,7 +52,7 @@ import json, sys, torch
 from salt import train as T
 from salt.encoding import Encoded
 from salt.evaluate import predict
-from salt.distributed import process_state
+from salt.distributed import process_state, shard_and_gather
 root, model, pad = sys.argv[1], sys.argv[2], int(sys.argv[3])
 data = torch.load(root + "/data.pt", weights_only=True)
 items = [T.TrainItem(**d) for d in data["items"]]
@@ -73,7 +73,9 @@ log = T.train(model, items, root + "/ddp-salt", T.TrainConfig(system="salt", **b
 trained = T.load_trained(model, root + "/ddp-baseline", 3)
 state = process_state()
 out = {"rank": state.process_index, "processes": state.num_processes, "backend": state.backend,
-       "steps": log["steps"], "predicted": predict(trained, test, pad, 8), "r": draws}
+       "steps": log["steps"], "predicted": predict(trained, test, pad, 8), "r": draws,
+       "pairs": shard_and_gather(list(range(7)), lambda p: [x for v in p for x in (v, -v)],
+                                 per_item=False)}
 with open(f"{root}/rank{state.process_index}.json", "w") as f:
     json.dump(out, f)
 """
@@ -113,6 +115,9 @@ def test_two_processes_match_one(setup):
     ddp_model = load_trained(model, root / "ddp-baseline", 3)
     assert ranks[0]["predicted"] == ranks[1]["predicted"] == predict(ddp_model, test, pad, 8)
 
+    want = [x for v in range(7) for x in (v, -v)]  # several results per item, order kept
+    assert ranks[0]["pairs"] == ranks[1]["pairs"] == want
+
     # every rank drew its own r at every step
     r0, r1 = ranks[0]["r"], ranks[1]["r"]
     assert len(r0) == len(r1) == 4
@@ -122,4 +127,8 @@ def test_two_processes_match_one(setup):
 def test_shard_and_gather_single_process_and_rank_streams():
     assert shard_and_gather(list(range(5)), lambda part: [x * 10 for x in part]) == [0, 10, 20, 30,
                                                                                      40]
+    assert shard_and_gather([1, 2], lambda p: [x for v in p for x in (v, v)],
+                            per_item=False) == [1, 1, 2, 2]
+    with pytest.raises(ShardError, match="1 results for 2 items"):
+        shard_and_gather([1, 2], lambda p: [0])  # one result per item is checked
     assert (rank_stream(0), rank_stream(1)) == (0, 1)  # rank 0 keeps the single-process streams

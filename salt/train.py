@@ -444,7 +444,9 @@ def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path
                          "autocast": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "other")
                          if on else "fp32"})
 
-    hook = model.register_forward_pre_hook(record_runtime, with_kwargs=True)
+    # on the encoder: accelerate's autocast wraps the model's forward, inside the module call
+    inner = getattr(model.base_model, "encoder", model.base_model)
+    hook = inner.register_forward_pre_hook(record_runtime, with_kwargs=True)
     args = TrainingArguments(
         output_dir=str(ckpt_root), per_device_train_batch_size=config.batch_size,
         max_steps=total, learning_rate=config.lr, weight_decay=config.weight_decay,

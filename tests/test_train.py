@@ -245,3 +245,12 @@ def test_resume_with_best_en_dev_selection(tiny_model, items, tmp_path):
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(tmp_path / "part" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.skipif(not __import__("salt.runtime", fromlist=["x"]).bf16_supported(
+    torch.device("cpu")), reason="this CPU has no native bf16")
+def test_recorded_runtime_is_read_back_from_the_training_forward(tiny_model, items, tmp_path):
+    data, pad = items
+    log = train(tiny_model, data[:16], tmp_path / "bf16", _cfg(system="baseline",
+                precision="bf16"), 3, pad_id=pad)
+    assert log["runtime"] == {"device": "cpu", "weights_dtype": "float32", "autocast": "bf16"}

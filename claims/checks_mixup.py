@@ -323,8 +323,8 @@ def check_c6(impl: MixupImpl | None = None, *, seed: int = 0, max_examples: int 
         return impl.salt_loss(model, emb, batch, config, r)
 
     def prop_loss(c: dict[str, Any]) -> None:
-        batch = train_mod._collate(items[c["offset"]: c["offset"] + c["B"]], bench.pad_id,
-                                   mixup_mod.step_generator(c["seed"], 0))
+        batch = train_mod.collate_pairs(items[c["offset"]: c["offset"] + c["B"]], bench.pad_id,
+                                        mixup_mod.step_generator(c["seed"], 0))
         g = torch.Generator().manual_seed(c["seed"])
         r = torch.rand(c["B"], 1, hidden, generator=g, dtype=torch.float64) * c["r_max"]  # r_j < 1
         b = pick(c["row"], c["B"])

@@ -1,9 +1,15 @@
-"""Fine-tuning for both systems through one loop (Hugging Face Accelerate).
+"""Fine-tuning for both systems on ``transformers.Trainer``.
 
-``baseline`` trains on the English pairs. ``salt`` trains on the same pairs with each instance's
-input word embeddings mixed with a code-switched copy (``salt.mixup``); every other setting is
-identical. Step-level randomness (shuffling, copy choice, r) derives from (seed, step), so a run
-resumed from a checkpoint reproduces an uninterrupted one.
+``baseline`` is the Trainer on the English pairs. ``salt`` is a Trainer subclass whose only
+additions are the pair collator's item index and the mixed-embedding loss: each instance's input
+word embeddings are mixed with one of its code-switched copies (``salt.mixup``), with r drawn per
+instance per step; every other setting is identical. The copy choice and r derive from (seed,
+step, process), so a run resumed from a Trainer checkpoint reproduces an uninterrupted one and
+each process of a multi-process run draws its own.
+
+English dev is evaluated with ``salt.evaluate.predict`` every ``eval_every`` steps and at the end
+(accuracy and predicted-class histogram in ``train.json``); a run whose selected model predicts
+(nearly) one class, or no better than the majority share, stops with :class:`NothingLearned`.
 """
 
 from __future__ import annotations
@@ -12,59 +18,78 @@ import hashlib
 import json
 import math
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import ProgressCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
+from salt.classifier import POOLINGS, build_classifier
+from salt.distributed import process_state, rank_stream
 from salt.encoding import Encoded, pad_batch
+from salt.evaluate import histogram, predict
 from salt.mixup import MixupConfig, mixed_input_embeddings, sample_r, step_generator
-from salt.models import load_classifier
+from salt.runtime import Runtime, decide
+
+__all__ = ["NothingLearned", "TrainConfig", "TrainItem", "TrainingDiverged", "collate_pairs",
+           "items_from_codeswitch", "items_from_encoded", "load_trained", "mixed_input_embeddings",
+           "salt_loss", "sample_r", "step_generator", "train"]
 
 
 class TrainingDiverged(RuntimeError):
     """Loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-@dataclass
+class NothingLearned(RuntimeError):
+    """The selected model predicts (nearly) one class on English dev, or no better than the
+    majority share: the run must not become a result."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Fine-tuning settings shared by both systems (only ``system`` differs between arms)."""
+    """Fine-tuning settings shared by both systems (only ``system`` and ``seed`` differ between
+    runs); every other field is a ``train.<profile>`` key of params.yaml."""
 
     system: str = "baseline"  # baseline | salt
     seed: int = 0
     epochs: float = 2.0
-    batch_size: int = 16
+    batch_size: int = 16  # per process; a step consumes batch_size x processes items
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 1.0  # 0: no clipping
     freeze_word_embeddings: bool = True  # the mixup still flows through them; saves optimizer work
     freeze_layers: int = 0  # bottom encoder layers kept frozen (CPU speed knob)
     group_by_length: int = 0  # >0: batches of similar length within runs of that many batches
     selection: str = "last"  # last | best_en_dev (English dev only, never target languages)
-    eval_every: int = 0  # steps between English-dev evaluations for best_en_dev (0: per epoch)
-    checkpoint_every: int = 50  # steps between resumable checkpoints
-    bf16: bool = False  # autocast to bfloat16 (CPU with native bf16 or GPU)
+    eval_every: int = 0  # steps between English-dev evaluations (0: once per epoch) and at the end
+    checkpoint_every: int = 50  # steps between resumable Trainer checkpoints
+    precision: str = "fp32"  # bf16 | fp16 | fp32, resolved by salt.runtime.decide
     loss_terms: tuple[str, ...] = ("mixed",)  # salt only: mixed and/or clean
     mixup: MixupConfig = field(default_factory=MixupConfig)
+    gate_max_class_share: float | None = 0.95  # fail if this share of dev predictions is one class
+    gate_min_margin: float | None = 0.01  # fail if dev accuracy < majority share + this
 
     def __post_init__(self) -> None:
         if self.system not in ("baseline", "salt"):
             raise ValueError(f"train.system: unknown {self.system!r}; use baseline|salt")
         if self.selection not in ("last", "best_en_dev"):
             raise ValueError(f"train.selection: unknown {self.selection!r}; use last|best_en_dev")
-        if not set(self.loss_terms) <= {"mixed", "clean"} or not self.loss_terms:
+        if self.precision not in ("bf16", "fp16", "fp32"):
+            raise ValueError(f"train.precision: {self.precision!r}; use bf16|fp16|fp32 (resolve "
+                             "'auto' with salt.runtime.decide first)")
+        terms = tuple(self.loss_terms)
+        if not terms or not set(terms) <= {"mixed", "clean"}:
             raise ValueError(f"train.loss_terms: {self.loss_terms!r}; use a subset of mixed, clean")
+        object.__setattr__(self, "loss_terms", terms)
         if isinstance(self.mixup, dict):
-            self.mixup = MixupConfig(**self.mixup)
-        self.loss_terms = tuple(self.loss_terms)
+            object.__setattr__(self, "mixup", MixupConfig(**self.mixup))
+        if self.batch_size < 1 or self.epochs <= 0 or self.checkpoint_every < 1:
+            raise ValueError("train.batch_size, train.epochs and train.checkpoint_every must be "
+                             "positive")
 
 
 @dataclass
@@ -105,7 +130,7 @@ def _batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
 
     ``group_by_length`` > 0 sorts each run of that many consecutive batches of the shuffled
     order by length (longest first) before cutting batches, so a batch pads less; the batch
-    order is then shuffled again. 0 keeps plain random batches.
+    order is then shuffled again (the one short batch, if any, stays last).
     """
     g = torch.Generator().manual_seed(seed * 10_007 + epoch)
     order = torch.randperm(len(lengths), generator=g).tolist()
@@ -115,23 +140,201 @@ def _batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
                  for i in sorted(order[k : k + span], key=lambda i: (-lengths[i], i))]
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if group_by_length > 0:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        full = [b for b in batches if len(b) == batch_size]
+        short = [b for b in batches if len(b) < batch_size]
+        batches = [full[i] for i in torch.randperm(len(full), generator=g).tolist()] + short
     return batches
 
 
-def _collate(items: Sequence[TrainItem], pad_id: int, step_gen: torch.Generator | None):
-    """Pad a batch; for SALT also pick one copy per instance with the step's generator."""
+class LengthGroupedEpochSampler(torch.utils.data.Sampler):
+    """Item order of :func:`_batches` for the epoch set by the Trainer (``set_epoch``); the
+    same on every process, which accelerate then shards batch by batch."""
+
+    def __init__(self, lengths: Sequence[int], global_batch: int, seed: int, group_by_length: int):
+        self.lengths, self.global_batch = list(lengths), global_batch
+        self.seed, self.group_by_length, self.epoch = seed, group_by_length, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        for b in _batches(self.lengths, self.global_batch, self.seed, self.epoch,
+                          self.group_by_length):
+            yield from b
+
+
+def pick_copies(items: Sequence[TrainItem], width: int, pad_id: int,
+                generator: torch.Generator) -> torch.Tensor:
+    """One code-switched copy per item, drawn with ``generator``, padded to ``width``: (B, T)."""
+    picks = [int(torch.randint(len(it.cs_copies), (1,), generator=generator)) for it in items]
+    rows = [it.cs_copies[k] for it, k in zip(items, picks, strict=True)]
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return ids
+
+
+def collate_pairs(items: Sequence[TrainItem], pad_id: int, generator: torch.Generator | None,
+                  indices: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+    """Pad a batch: ``input_ids``, ``attention_mask`` (B, T), ``labels`` (B,), ``token_type_ids``
+    when present, ``item_index`` (B,: ``indices`` or positions in ``items``) and, with a
+    ``generator``, ``cs_input_ids`` (B, T): one code-switched copy per instance."""
     ids, mask = pad_batch([it.input_ids for it in items], pad_id)  # (B, T)
     batch = {"input_ids": ids, "attention_mask": mask,
-             "labels": torch.tensor([it.label for it in items])}
+             "labels": torch.tensor([it.label for it in items]),
+             "item_index": torch.tensor(list(indices) if indices is not None
+                                        else range(len(items)), dtype=torch.long)}
     if items[0].token_type_ids is not None:
         batch["token_type_ids"] = pad_batch([it.token_type_ids for it in items], 0)[0]
-    if step_gen is not None:
-        picks = [int(torch.randint(len(it.cs_copies), (1,), generator=step_gen))
-                 for it in items]
-        batch["cs_input_ids"] = pad_batch(
-            [it.cs_copies[k] for it, k in zip(items, picks, strict=True)], pad_id)[0]
+    if generator is not None:
+        batch["cs_input_ids"] = pick_copies(items, ids.shape[1], pad_id, generator)
     return batch
+
+
+class _Collator:
+    """The Trainer's collator: the dataset yields item indices; the baseline drops the index."""
+
+    def __init__(self, items: Sequence[TrainItem], pad_id: int, keep_index: bool):
+        self.items, self.pad_id, self.keep_index = items, pad_id, keep_index
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        batch = collate_pairs([self.items[i] for i in indices], self.pad_id, None, indices)
+        if not self.keep_index:
+            batch.pop("item_index")
+        return batch
+
+
+class _Indices(torch.utils.data.Dataset):
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def salt_loss(model, embedding: torch.nn.Embedding, batch: dict, config: TrainConfig,
+              r: torch.Tensor) -> torch.Tensor:
+    """Loss of one SALT step: the mixed instance (and the clean one if asked), labels unchanged.
+
+    ``model`` may be wrapped for distribution; ``embedding`` is its input word embedding layer.
+    """
+    extra = {k: batch[k] for k in ("attention_mask", "token_type_ids") if k in batch}
+    loss = torch.zeros((), device=batch["input_ids"].device)
+    if "mixed" in config.loss_terms:
+        h = mixed_input_embeddings(embedding, batch["input_ids"], batch["cs_input_ids"], r)  # (B, T, H)
+        loss = loss + model(inputs_embeds=h, labels=batch["labels"], **extra).loss
+    if "clean" in config.loss_terms:
+        loss = loss + model(input_ids=batch["input_ids"], labels=batch["labels"], **extra).loss
+    return loss / len(config.loss_terms)
+
+
+class PairTrainer(Trainer):
+    """The Trainer, with the project's seeded length-grouped order when ``group_by_length`` > 0
+    (Trainer's own grouping draws from the global RNG: not resumable, not equal across ranks)."""
+
+    def __init__(self, *args, lengths: Sequence[int] = (), salt_config: TrainConfig, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lengths, self.salt_config = lengths, salt_config
+
+    def _get_train_sampler(self, train_dataset=None):
+        cfg = self.salt_config
+        if cfg.group_by_length <= 0:
+            return super()._get_train_sampler(train_dataset)
+        return LengthGroupedEpochSampler(self.lengths, cfg.batch_size * self.args.world_size,
+                                         cfg.seed, cfg.group_by_length)
+
+
+class SaltTrainer(PairTrainer):
+    """SALT: the mixed-embedding loss; copy choice and r from (seed, step, process)."""
+
+    def __init__(self, *args, items: Sequence[TrainItem], pad_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.items, self.pad_id = items, pad_id
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        cfg, step = self.salt_config, self.state.global_step
+        index = inputs.pop("item_index").tolist()
+        ids = inputs["input_ids"]  # (B, T)
+        copies = step_generator(cfg.seed, step, rank_stream(0))
+        inputs["cs_input_ids"] = pick_copies([self.items[i] for i in index], ids.shape[1],
+                                             self.pad_id, copies).to(ids.device)
+        raw = self.accelerator.unwrap_model(model)
+        r = sample_r(len(index), ids.shape[1], raw.config.hidden_size, cfg.mixup,
+                     step_generator(cfg.seed, step, rank_stream(1)))  # (B, 1|T, H)
+        loss = salt_loss(model, raw.get_input_embeddings(), inputs, cfg, r.to(ids.device))
+        return (loss, None) if return_outputs else loss
+
+
+class _Interrupted(Exception):
+    """Raised by the test hook ``stop_after`` to simulate a crash."""
+
+
+class _Progress(ProgressCallback):
+    """The Trainer's progress bar showing the loss instead of printing every log line."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+
+class _Watch(TrainerCallback):
+    """English dev every ``eval_every`` steps and at the end, best weights, NaN stop, test stop."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        run, step = self.run, state.global_step
+        if run.dev and (step % run.eval_every == 0 or step == state.max_steps):
+            run.evaluate_dev(model, state)
+        if run.stop_after is not None and run.stop_after <= step < state.max_steps:
+            raise _Interrupted(step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss {loss} at step {state.global_step} ({self.run.name}); last good "
+                f"checkpoint kept in {self.run.ckpt_root}")
+
+    def on_save(self, args, state, control, **kwargs):
+        best = self.run.out / "best.safetensors"
+        if state.is_world_process_zero and best.is_file():
+            shutil.copy2(best, self.run.ckpt_root / f"checkpoint-{state.global_step}" / best.name)
+
+
+@dataclass
+class _Run:
+    name: str
+    out: Path
+    ckpt_root: Path
+    config: TrainConfig
+    dev: Sequence[TrainItem]
+    pad_id: int
+    num_labels: int
+    eval_every: int
+    runtime: Runtime
+    stop_after: int | None
+    best: dict = field(default_factory=lambda: {"en_dev_accuracy": -1.0, "step": -1})
+
+    def evaluate_dev(self, model, state) -> None:
+        dev = [Encoded(str(i), it.input_ids, it.token_type_ids, it.label)
+               for i, it in enumerate(self.dev)]
+        pred = predict(model, dev, self.pad_id, 64, self.runtime)
+        acc = sum(int(p == it.label) for p, it in zip(pred, self.dev, strict=True)) / len(dev)
+        record = {"step": state.global_step, "en_dev_accuracy": acc,
+                  "histogram": histogram(pred, self.num_labels)}
+        state.log_history.append(record)
+        if self.config.selection == "best_en_dev" and acc > self.best["en_dev_accuracy"]:
+            self.best = dict(record)  # on every process (the log names it); one writes the file
+            if state.is_world_process_zero:
+                save_file(_trainable_state(model), self.out / "best.safetensors")
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -148,188 +351,196 @@ def _freeze(model: torch.nn.Module, config: TrainConfig) -> None:
             p.requires_grad_(False)
 
 
-def salt_loss(model, embedding: torch.nn.Embedding, batch: dict, config: TrainConfig,
-              r: torch.Tensor) -> torch.Tensor:
-    """Loss of one SALT step: the mixed instance (and the clean one if asked), labels unchanged.
-
-    ``model`` may be wrapped for distribution; ``embedding`` is its input word embedding layer.
-    """
-    extra = {k: batch[k] for k in ("attention_mask", "token_type_ids") if k in batch}
-    loss = torch.zeros(())
-    if "mixed" in config.loss_terms:
-        h = mixed_input_embeddings(embedding, batch["input_ids"], batch["cs_input_ids"], r)  # (B, T, H)
-        loss = loss + model(inputs_embeds=h, labels=batch["labels"], **extra).loss
-    if "clean" in config.loss_terms:
-        loss = loss + model(input_ids=batch["input_ids"], labels=batch["labels"], **extra).loss
-    return loss / len(config.loss_terms)
-
-
-def accuracy(model, items: Sequence[TrainItem], pad_id: int, batch_size: int = 64) -> float:
-    """Plain accuracy on labelled items (English dev for model selection)."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(items), batch_size):
-            b = _collate(items[i : i + batch_size], pad_id, None)
-            labels = b.pop("labels")
-            logits = model(**{k: v.to(model.device) for k, v in b.items()}).logits
-            correct += int((logits.argmax(-1).cpu() == labels).sum())
-    model.train(was_training)
-    return correct / max(len(items), 1)
-
-
 def _fingerprint(model_dir: str | Path, items: Sequence[TrainItem], config: TrainConfig,
-                 num_labels: int) -> str:
-    """What a checkpoint must match to be resumed: config, base model config, data."""
-    h = hashlib.sha256(json.dumps([asdict(config), num_labels], sort_keys=True,
-                                  default=str).encode())
+                 num_labels: int, pooling: str, processes: int) -> str:
+    """What a checkpoint must match to be resumed: config, base model config, data, layout."""
+    h = hashlib.sha256(json.dumps([asdict(config), num_labels, pooling, processes],
+                                  sort_keys=True, default=str).encode())
     h.update((Path(model_dir) / "config.json").read_bytes())
     for it in items:
         h.update(json.dumps([it.input_ids, it.token_type_ids, it.label, it.cs_copies]).encode())
     return h.hexdigest()[:16]
 
 
-def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path,
-          config: TrainConfig, num_labels: int, dev_items: Sequence[TrainItem] = (),
-          pad_id: int = 0, stop_after: int | None = None) -> dict:
-    """Fine-tune from ``model_dir``; write the selected weights and a log to ``out_dir``.
+def _gate(config: TrainConfig, record: dict, name: str) -> dict:
+    """Check the selected model's English-dev record; raise :class:`NothingLearned` on failure."""
+    hist = record["histogram"]
+    total = sum(hist)
+    share = max(hist) / total
+    majority = record["majority_share"]
+    acc = record["en_dev_accuracy"]
+    result = {"run": True, "en_dev_accuracy": acc, "majority_share": majority,
+              "top_class_share": share, "histogram": hist,
+              "max_class_share": config.gate_max_class_share, "min_margin": config.gate_min_margin}
+    reasons = []
+    if config.gate_max_class_share is not None and share >= config.gate_max_class_share:
+        reasons.append(f"{share:.1%} of dev predictions are class {hist.index(max(hist))} "
+                       f"(limit {config.gate_max_class_share:.0%})")
+    if config.gate_min_margin is not None and acc < majority + config.gate_min_margin:
+        reasons.append(f"dev accuracy {acc:.4f} is not {config.gate_min_margin:.3f} above the "
+                       f"majority share {majority:.4f}")
+    result["passed"] = not reasons
+    if reasons:
+        raise NothingLearned(f"{name} learned nothing (step {record['step']}): "
+                             + "; ".join(reasons) + f"; English dev accuracy {acc:.4f}, majority "
+                             f"share {majority:.4f}, predicted-class histogram {hist}")
+    return result
 
-    ``out_dir/checkpoint`` holds everything needed to resume (trainable weights, optimizer,
-    scheduler, RNG state, step); a run finding it continues from there. ``stop_after`` ends the
-    run after that many steps (to simulate an interruption in tests).
+
+def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path,
+          config: TrainConfig, num_labels: int, dev_items: Sequence[TrainItem] | None = (),
+          pad_id: int = 0, stop_after: int | None = None, *, pooling: str = "cls",
+          runtime: Runtime | None = None, run_name: str | None = None) -> dict:
+    """Fine-tune from ``model_dir``; write the selected trainable weights and a log to ``out_dir``.
+
+    ``out_dir/checkpoints`` holds the Trainer's resumable checkpoints; a run finding one made
+    with the same settings continues from it (removed once the run finishes). ``stop_after``
+    simulates an interruption after that many steps (tests). ``dev_items`` (English dev) are
+    evaluated during training and gate the result (:class:`NothingLearned`).
     Returns the training log (also written to ``out_dir/train.json``).
     """
-    out, ckpt = Path(out_dir), Path(out_dir) / "checkpoint"
-    out.mkdir(parents=True, exist_ok=True)
+    out, ckpt_root = Path(out_dir), Path(out_dir) / "checkpoints"
+    name = run_name or out.name
+    dev = list(dev_items or ())
+    if pooling not in POOLINGS:
+        raise ValueError(f"model pooling {pooling!r} is not one of {POOLINGS}")
     if config.system == "salt" and any(not it.cs_copies for it in items):
         raise ValueError("system 'salt' needs every training item to carry code-switched copies")
-    if config.selection == "best_en_dev" and not dev_items:
+    if config.selection == "best_en_dev" and not dev:
         raise ValueError("train.selection=best_en_dev needs English dev items")
-    # cpu=True on machines without CUDA lets several CPU processes (torchrun) join over gloo.
-    accelerator = Accelerator(mixed_precision="bf16" if config.bf16 else "no",
-                              cpu=not torch.cuda.is_available())
-    set_seed(config.seed)
-    model = load_classifier(model_dir, num_labels)
+    process_state()  # before the first PartialState(): CPU processes under torchrun join
+    runtime = runtime or decide(config.precision)
+    if runtime.precision != config.precision:
+        raise ValueError(f"train.precision {config.precision!r} but the runtime decided "
+                         f"{runtime.precision!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    nproc, rank = runtime.num_processes, runtime.process_index
+    fingerprint = _fingerprint(model_dir, items, config, num_labels, pooling, nproc)
+    stamp = ckpt_root / "fingerprint.txt"
+    if stamp.is_file() and stamp.read_text().strip() != fingerprint:
+        print(f"train: checkpoints in {ckpt_root} were made with other settings; starting afresh")
+        if rank == 0:
+            shutil.rmtree(ckpt_root)
+    runtime_barrier()
+    resume = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
+    if rank == 0:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint)
+    torch.manual_seed(config.seed)  # the new head's initialisation
+    model = build_classifier(model_dir, num_labels, pooling)
     _freeze(model, config)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    # fused AdamW (one kernel over all parameters) where torch offers it for the device
-    fused = accelerator.device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
-                                  fused=fused)
-    # batch_size is per process; one optimizer step consumes batch_size x processes items.
-    per_epoch = math.ceil(len(items) / (config.batch_size * accelerator.num_processes))
+    per_epoch = math.ceil(len(items) / (config.batch_size * nproc))
     total = max(1, round(per_epoch * config.epochs))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    fingerprint = _fingerprint(model_dir, items, config, num_labels)
-    step, log = 0, {"loss": [], "dev": [], "resumed_from": None, "fingerprint": fingerprint}
-    best = {"score": -1.0, "step": -1}
-    if (ckpt / "log.json").is_file():
-        old = json.loads((ckpt / "log.json").read_text()).get("fingerprint")
-        if old != fingerprint:  # another config, model or data: never resume across them
-            print(f"train: checkpoint in {ckpt} was made with other settings; starting afresh")
-            shutil.rmtree(ckpt)
-    if (ckpt / "state.pt").is_file():
-        model.load_state_dict(load_file(ckpt / "trainable.safetensors"), strict=False)
-        state = torch.load(ckpt / "state.pt", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        step = int(state["step"])
-        log = json.loads((ckpt / "log.json").read_text())
-        best = log.pop("best")
-        log["resumed_from"] = step
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    raw = accelerator.unwrap_model(model)
-    nproc, rank = accelerator.num_processes, accelerator.process_index
     eval_every = config.eval_every or per_epoch
-    started = time.perf_counter()
-    model.train()
-    bar = tqdm(total=total, initial=step, desc=f"train {config.system} seed {config.seed}",
-               disable=not accelerator.is_main_process)
+    seen: dict = {}
 
-    def save_checkpoint() -> None:
-        if not accelerator.is_main_process:
-            return
-        tmp = out / "checkpoint.tmp"
-        tmp.mkdir(exist_ok=True)
-        save_file(_trainable_state(raw), tmp / "trainable.safetensors")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": torch.get_rng_state(), "step": step}, tmp / "state.pt")
-        (tmp / "log.json").write_text(json.dumps({**log, "best": best}))
-        if ckpt.exists():
-            for f in ckpt.iterdir():
-                f.unlink()
-            ckpt.rmdir()
-        tmp.rename(ckpt)
+    def record_runtime(module, args, kwargs):  # what the first training forward ran in
+        if module.training and not seen:
+            dev_type = next(module.parameters()).device.type
+            on = torch.is_autocast_enabled(dev_type)
+            dtype = torch.get_autocast_dtype(dev_type)
+            seen.update({"device": str(next(module.parameters()).device),
+                         "weights_dtype": str(next(module.parameters()).dtype).removeprefix("torch."),
+                         "autocast": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "other")
+                         if on else "fp32"})
 
-    lengths = [len(it.input_ids) for it in items]
-    epoch_batches = None
-    while step < total:
-        epoch, pos = divmod(step, per_epoch)
-        if pos == 0 or epoch_batches is None:
-            epoch_batches = _batches(lengths, config.batch_size * nproc, config.seed, epoch,
-                                     config.group_by_length)
-        batch_ids = epoch_batches[pos]
-        batch_ids = batch_ids[rank::nproc] or batch_ids[:1]
-        gen = step_generator(config.seed, step) if config.system == "salt" else None
-        batch = _collate([items[i] for i in batch_ids], pad_id, gen)
-        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        with accelerator.autocast():
-            if config.system == "salt":
-                hidden = raw.config.hidden_size
-                r = sample_r(len(batch_ids), batch["input_ids"].shape[1], hidden, config.mixup,
-                             step_generator(config.seed, step, stream=1))  # (B, 1|T, H)
-                loss = salt_loss(model, raw.get_input_embeddings(), batch, config,
-                                 r.to(accelerator.device))
-            else:
-                loss = model(**batch).loss
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss {loss.item()} at step {step} (seed {config.seed}, "
-                                   f"{config.system}); last good checkpoint kept in {ckpt}")
-        accelerator.backward(loss)
-        if config.max_grad_norm:
-            accelerator.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        loss_value = float(loss.detach())
-        log["loss"].append(round(loss_value, 6))
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}")
-        if config.selection == "best_en_dev" and (step % eval_every == 0 or step == total):
-            score = accuracy(raw, dev_items, pad_id)
-            log["dev"].append({"step": step, "en_dev_accuracy": score})
-            if score > best["score"] and accelerator.is_main_process:
-                best = {"score": score, "step": step}
-                save_file(_trainable_state(raw), out / "best.safetensors")
-        if step % config.checkpoint_every == 0 or step == total:
-            save_checkpoint()
-        if stop_after is not None and step >= stop_after and step < total:
-            bar.close()
-            return {"interrupted_at": step}
-    bar.close()
-    accelerator.wait_for_everyone()
-    log.update({"steps": step, "steps_per_epoch": per_epoch, "train_items": len(items),
-                "processes": nproc, "wall_time_s": round(time.perf_counter() - started, 2),
-                "config": asdict(config), "selected": "last"})
-    if accelerator.is_main_process:
+    # on the encoder: accelerate's autocast wraps the model's forward, inside the module call
+    inner = getattr(model.base_model, "encoder", model.base_model)
+    hook = inner.register_forward_pre_hook(record_runtime, with_kwargs=True)
+    args = TrainingArguments(
+        output_dir=str(ckpt_root), per_device_train_batch_size=config.batch_size,
+        max_steps=total, learning_rate=config.lr, weight_decay=config.weight_decay,
+        warmup_steps=int(config.warmup_ratio * total), lr_scheduler_type="linear",
+        max_grad_norm=config.max_grad_norm, optim="adamw_torch_fused",
+        seed=config.seed + 100_003 * rank,  # dropout differs across processes
+        data_seed=config.seed,  # the data order does not
+        bf16=config.precision == "bf16", fp16=config.precision == "fp16",
+        use_cpu=runtime.device.type == "cpu", logging_steps=1, logging_nan_inf_filter=False,
+        save_strategy="steps", save_steps=config.checkpoint_every, save_total_limit=1,
+        eval_strategy="no", report_to="none", remove_unused_columns=False,
+        dataloader_num_workers=0, average_tokens_across_devices=False,
+        disable_tqdm=rank != 0, log_level="warning")
+    run = _Run(name, out, ckpt_root, config, dev, pad_id, num_labels, eval_every, runtime,
+               stop_after)
+    common = {"model": model, "args": args, "train_dataset": _Indices(len(items)),
+              "data_collator": _Collator(items, pad_id, keep_index=config.system == "salt"),
+              "callbacks": [_Watch(run)], "lengths": [len(it.input_ids) for it in items],
+              "salt_config": config}
+    if config.system == "salt":
+        trainer = SaltTrainer(items=items, pad_id=pad_id, **common)
+    else:
+        trainer = PairTrainer(**common)
+    trainer.remove_callback(ProgressCallback)
+    if rank == 0:
+        trainer.add_callback(_Progress())
+    if resume is not None:
+        state = json.loads((Path(resume) / "trainer_state.json").read_text())
+        devs = [e for e in state["log_history"] if "en_dev_accuracy" in e]
+        if config.selection == "best_en_dev" and devs:
+            run.best = max(devs, key=lambda e: (e["en_dev_accuracy"], -e["step"]))
+            if rank == 0:
+                shutil.copy2(Path(resume) / "best.safetensors", out / "best.safetensors")
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except _Interrupted as stop:
+        return {"interrupted_at": int(stop.args[0])}
+    finally:
+        hook.remove()
+    history = trainer.state.log_history
+    raw = trainer.accelerator.unwrap_model(trainer.model)
+    counts = [0] * num_labels
+    for it in dev:
+        counts[it.label] += 1
+    majority = max(counts) / len(dev) if dev else None
+    dev_log = [{**e, "majority_share": majority} for e in history if "en_dev_accuracy" in e]
+    log = {"loss": [round(e["loss"], 6) for e in history if "loss" in e], "dev": dev_log,
+           "resumed_from": int(Path(resume).name.split("-")[-1]) if resume else None,
+           "fingerprint": fingerprint, "steps": trainer.state.global_step,
+           "steps_per_epoch": per_epoch, "train_items": len(items), "processes": nproc,
+           "wall_time_s": round(sum(e.get("train_runtime", 0.0) for e in history), 2),
+           "config": asdict(config), "pooling": pooling, "runtime": dict(seen), "selected": "last"}
+    if config.selection == "best_en_dev":
+        log["selected"] = next(e for e in dev_log if e["step"] == run.best["step"])
+    selected = log["selected"] if config.selection == "best_en_dev" else (dev_log or [None])[-1]
+    gate_off = config.gate_max_class_share is None and config.gate_min_margin is None
+    if selected is None or gate_off:
+        log["gate"] = {"run": False, "reason": "gate disabled in train params" if gate_off
+                       else "no English dev items given"}
+    if rank == 0:
         if config.selection == "best_en_dev":
             (out / "best.safetensors").replace(out / "model.safetensors")
-            log["selected"] = best
         else:
             save_file(_trainable_state(raw), out / "model.safetensors")
-        (out / "train.json").write_text(json.dumps(log, indent=1))
+    try:
+        if "gate" not in log:
+            log["gate"] = _gate(config, selected, name)
+    except NothingLearned as err:
+        log["gate"] = {"run": True, "passed": False, "error": str(err)}
+        raise
+    finally:
+        if rank == 0:
+            (out / "train.json").write_text(json.dumps(log, indent=1))
+            if "passed" in log["gate"] and not log["gate"]["passed"]:
+                (out / "model.safetensors").unlink(missing_ok=True)
+    runtime_barrier()
+    if rank == 0:
+        shutil.rmtree(ckpt_root, ignore_errors=True)
     return log
 
 
+def runtime_barrier() -> None:
+    """Wait for every process (a no-op in one process)."""
+    process_state().wait_for_everyone()
+
+
 def load_trained(model_dir: str | Path, run_dir: str | Path, num_labels: int):
-    """Base model + the run's trained weights; refuses weights that do not fit the base."""
-    model = load_classifier(model_dir, num_labels)
+    """Base model + the run's trained weights (pooling as recorded in ``train.json``); refuses
+    weights that do not fit the base."""
+    log_path = Path(run_dir) / "train.json"
+    if not log_path.is_file():
+        raise FileNotFoundError(f"{log_path}: no training log (the run did not finish)")
+    pooling = json.loads(log_path.read_text())["pooling"]
+    model = build_classifier(model_dir, num_labels, pooling)
     state = load_file(Path(run_dir) / "model.safetensors")
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:

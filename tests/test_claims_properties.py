@@ -241,31 +241,26 @@ def test_a_crashing_check_is_an_error_not_a_verdict(bench) -> None:
     assert "not decided: the check crashed" in res["evidence"] and "KeyError" in res["evidence"]
 
 
-_REAL_COLLATE = train_mod._collate
+_REAL_PICK = train_mod.pick_copies
 
 
-def _another_instance(items, pad_id, gen):
-    batch = _REAL_COLLATE(items, pad_id, gen)
-    if gen is not None:  # each source paired with the next instance's copy
-        batch["cs_input_ids"] = _REAL_COLLATE(list(items[1:]) + list(items[:1]), pad_id,
-                                              gen)["cs_input_ids"]
-    return batch
+def _another_instance(items, width, pad_id, gen):
+    """Each source paired with the next instance's code-switched copy."""
+    return _REAL_PICK(list(items[1:]) + list(items[:1]), width, pad_id, gen)
 
 
-def _shifted_copy(items, pad_id, gen):
-    batch = _REAL_COLLATE(items, pad_id, gen)
-    if gen is not None:  # own copy shifted by one token
-        batch["cs_input_ids"] = batch["cs_input_ids"].roll(1, dims=1)
-    return batch
+def _shifted_copy(items, width, pad_id, gen):
+    """Each source paired with its own copy shifted by one token."""
+    return _REAL_PICK(items, width, pad_id, gen).roll(1, dims=1)
 
 
-@pytest.mark.parametrize(("collate", "needle"), [
+@pytest.mark.parametrize(("pick", "needle"), [
     (_another_instance, "another instance"),
     (_shifted_copy, "its own copy shifted by one token"),
 ], ids=["another-instance", "shifted-by-one"])
-def test_c6_rejects_mixing_with_a_copy_that_is_not_its_own(bench, monkeypatch, collate,
+def test_c6_rejects_mixing_with_a_copy_that_is_not_its_own(bench, monkeypatch, pick,
                                                            needle) -> None:
-    monkeypatch.setattr(train_mod, "_collate", collate)
+    monkeypatch.setattr(train_mod, "pick_copies", pick)
     res = P.check_c6(bench=bench, max_examples=4)
     _fails(res, "C6 VIOLATED", "own aligned copy", needle)
 

@@ -96,3 +96,26 @@ def test_load_metrics_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SchemaError, match=r"bad\.json: not valid JSON"):
         load_metrics(tmp_path / "bad.json")
+
+
+def test_runtime_replaces_the_bf16_flag_and_trace_reads_back():
+    from salt.evaluate import predict
+    from salt.runtime import Runtime
+
+    items = _items("en", [(0, 0), (1, 1)])
+    with pytest.raises(TypeError, match=r"salt\.runtime\.Runtime"):
+        predict(FirstTokenModel(), items, 0, 2, True)
+    trace: dict = {}
+    preds = predict(FirstTokenModel(), items, 0, 2, Runtime(torch.device("cpu"), "fp32"),
+                    trace=trace)
+    assert preds == [0, 1]
+    assert trace["device"] == "cpu" and trace["autocast"] == "fp32"
+    assert trace["weights_dtype"] == "float32" and trace["logits_dtype"] == "float32"
+
+
+def test_predict_restores_training_mode():
+    from salt.evaluate import predict
+
+    model = FirstTokenModel().train()
+    predict(model, _items("en", [(0, 0)]), 0, 2)
+    assert model.training

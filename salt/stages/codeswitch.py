@@ -12,7 +12,7 @@ from salt import codeswitch, runtime
 from salt.config import ConfigError, Params, build, dataclass_schema
 from salt.models import ModelSourceError
 from salt.stages import model as model_stage
-from salt.stages.common import Precision, quiet_transformers, runtime_fields
+from salt.stages.common import Precision, quiet_transformers
 from salt.vocab import VocabError
 from salt.workdir import Paths, dump, read_examples
 
@@ -21,7 +21,7 @@ READS = ("profile", "tasks", "model", "codeswitch")
 ERRORS = (codeswitch.CodeSwitchError, ModelSourceError, VocabError, runtime.PrecisionError)
 
 SETTINGS = dataclass_schema(
-    codeswitch.CodeSwitchConfig, set_by_stage=runtime_fields(codeswitch.CodeSwitchConfig),
+    codeswitch.CodeSwitchConfig,
     optional=("languages",),  # default: every target language of the task
     limits={"threshold": Interval(ge=0.0, le=1.0), "synonym_threshold": Interval(ge=0.0, le=1.0),
             "max_ratio": Interval(ge=0.0, le=1.0), "copies": Ge(1), "batch_size": Ge(1),
@@ -39,9 +39,7 @@ class Config:
 
 def _method(params: Params, profile: str, languages: tuple[str, ...]):
     settings = params.settings(GROUP, SETTINGS, profile)
-    stage_values = {name: False for name in runtime_fields(codeswitch.CodeSwitchConfig)}
-    if "precision" in stage_values:
-        stage_values["precision"] = "fp32"
+    stage_values = {}
     if not settings.languages:
         stage_values["languages"] = languages
     return settings, build(codeswitch.CodeSwitchConfig, settings, f"{GROUP}.{profile}",

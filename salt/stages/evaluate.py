@@ -18,7 +18,7 @@ from salt.config import GROUPS, STRICT, ConfigError, Params
 from salt.models import ModelSourceError
 from salt.schema import SchemaError
 from salt.stages import model as model_stage
-from salt.stages.common import Precision, precision_kwargs, quiet_transformers
+from salt.stages.common import Precision, quiet_transformers
 from salt.workdir import Paths, dump, read_examples, read_manifest
 
 GROUP = "evaluate"
@@ -125,9 +125,8 @@ def run(config: Config, paths: Paths) -> None:
     test = {lang: encode_pairs(tok, read_examples(paths.prepared(task, f"test-{lang}")),
                                config.model.max_length)
             for lang in sizes["languages"]}
-    flag, rt = precision_kwargs(evaluate_languages, rt)
     languages, predictions = evaluate_languages(model, spec, test, tok.pad_token_id,
-                                                config.settings.batch_size, **flag)
+                                                config.settings.batch_size, runtime=rt)
     ran = runtime.observed(model, rt)
     train_log = json.loads((run_dir / "train.json").read_text())
     name = f"{task}-{config.system}-{config.seed}"

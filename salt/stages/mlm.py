@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from salt import mlm_head, runtime
 from salt.config import STRICT, ConfigError, Params, build, dataclass_schema
 from salt.models import ModelSourceError
-from salt.stages.common import Precision, quiet_transformers, runtime_fields
+from salt.stages.common import Precision, quiet_transformers
 from salt.workdir import Paths, dump, unlabeled_texts
 
 GROUP = "mlm"
@@ -24,7 +24,7 @@ OPERATIONAL = ("languages", "source_language", "encode_batch_size", "checkpoint_
                "log_every", "save_cache", "keep_checkpoint", "progress")
 Probability = Interval(ge=0.0, le=1.0)
 TRAINED = dataclass_schema(
-    mlm_head.MLMHeadConfig, set_by_stage=runtime_fields(mlm_head.MLMHeadConfig),
+    mlm_head.MLMHeadConfig,
     optional=OPERATIONAL,
     limits={"encode_sentences": Ge(1), "max_steps": Ge(1),
             "batch_size": Ge(1), "head_batch_size": Ge(1), "lr": Ge(0), "layer_lr": Ge(0),
@@ -66,8 +66,7 @@ def check(params: Params, profile: str) -> Config:
         probe = params.settings(GROUP, Probe, profile)
         return Config(params.tasks, probe.precision, None, probe)
     settings = params.settings(GROUP, TRAINED, profile)
-    head = build(mlm_head.MLMHeadConfig, settings, where, params.path,
-                 **{name: None for name in runtime_fields(mlm_head.MLMHeadConfig)})
+    head = build(mlm_head.MLMHeadConfig, settings, where, params.path)
     return Config(params.tasks, settings.precision, head, None)
 
 

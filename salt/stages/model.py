@@ -5,7 +5,7 @@ the stages that tokenise (``max_length``) or record the source."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from annotated_types import Ge
 from pydantic import BaseModel, Field
@@ -36,6 +36,9 @@ class Settings(BaseModel):
     model_config = STRICT
     source: Annotated[str, Field(pattern=r"^(tiny|e5-small|hf:.+)$")]
     max_length: Annotated[int, Ge(8)]  # tokens per sentence pair, specials included
+    # classifier pooling: "cls" (first token + the model's pooler, as in BERT) or "mean" (masked
+    # mean over tokens, for encoders trained for mean pooling without a pooler, e.g. e5)
+    pooling: Literal["cls", "mean"]
     tiny: Tiny | None = None  # required for source 'tiny'
 
 

@@ -15,22 +15,23 @@ from salt.codeswitch import CodeSwitchError
 from salt.config import ConfigError, Params, build, dataclass_schema
 from salt.models import ModelSourceError
 from salt.stages import model as model_stage
-from salt.stages.common import Precision, precision_kwargs, quiet_transformers, runtime_fields
+from salt.stages.common import Precision, quiet_transformers
 from salt.workdir import Paths, read_examples
 
 GROUP = "train"
 READS = ("profile", "tasks", "model", "train")
-ERRORS = (training.TrainingDiverged, CodeSwitchError, ModelSourceError,
+ERRORS = (training.TrainingDiverged, training.NothingLearned, CodeSwitchError, ModelSourceError,
           runtime.PrecisionError)
 SYSTEMS = ("baseline", "salt")
 
 SETTINGS = dataclass_schema(
     training.TrainConfig,
-    set_by_stage=("system", "seed", *runtime_fields(training.TrainConfig)),
+    set_by_stage=("system", "seed", "precision"),
     limits={"epochs": Gt(0), "batch_size": Ge(1), "lr": Gt(0), "weight_decay": Ge(0),
             "warmup_ratio": Interval(ge=0.0, le=1.0), "max_grad_norm": Ge(0),
             "freeze_layers": Ge(0), "group_by_length": Ge(0), "eval_every": Ge(0),
-            "checkpoint_every": Ge(1), "mixup.alpha": Gt(0), "mixup.beta": Gt(0)},
+            "checkpoint_every": Ge(1), "mixup.alpha": Gt(0), "mixup.beta": Gt(0),
+            "gate_max_class_share": Interval(ge=0.0, le=1.0), "gate_min_margin": Ge(0)},
     extra_fields={"precision": (Precision, ...),
                   # seeds per arm the statistics need; fewer in 'seeds' stops the run
                   "min_seeds": (Annotated[int, Ge(1)], ...)})
@@ -41,14 +42,13 @@ class Config:
     task: str
     precision: str
     max_length: int
+    pooling: str  # model.<profile>.pooling
     method: training.TrainConfig  # system and seed of this run included
 
 
 def _method(params: Params, profile: str, system: str, seed: int):
     settings = params.settings(GROUP, SETTINGS, profile)
-    stage_values = {"system": system, "seed": seed}
-    for name in runtime_fields(training.TrainConfig):
-        stage_values[name] = {"bf16": False, "precision": "fp32"}[name]
+    stage_values = {"system": system, "seed": seed, "precision": "fp32"}  # precision: run()
     method = build(training.TrainConfig, settings, f"{GROUP}.{profile}", params.path,
                    **stage_values)
     return settings, method
@@ -68,8 +68,8 @@ def configure(params: Params, args) -> Config:
         raise ConfigError(f"--task {args.task!r} is not in params 'tasks' {list(params.tasks)}")
     check(params, params.profile)
     settings, method = _method(params, params.profile, args.system, args.seed)
-    max_length = params.settings("model", model_stage.Settings).max_length
-    return Config(args.task, settings.precision, max_length, method)
+    model = params.settings("model", model_stage.Settings)
+    return Config(args.task, settings.precision, model.max_length, model.pooling, method)
 
 
 def items(config: Config, paths: Paths, tok):
@@ -93,15 +93,13 @@ def run(config: Config, paths: Paths) -> None:
 
     quiet_transformers()
     rt = runtime.decide(config.precision)
-    fields, rt = precision_kwargs(training.TrainConfig, rt)
-    method = dataclasses.replace(config.method, **fields)
+    method = dataclasses.replace(config.method, precision=rt.precision)
     base = paths.model_dir()
     tok = load_tokenizer(base)
     train_items, dev_items = items(config, paths, tok)
     out = paths.run(config.task, method.system, method.seed)
-    call, _ = precision_kwargs(training.train, rt)
-    call = {k: v for k, v in call.items() if k == "runtime"}
     log = training.train(base, train_items, out, method, len(get_task(config.task).labels),
-                         dev_items=dev_items, pad_id=tok.pad_token_id, **call)
+                         dev_items=dev_items, pad_id=tok.pad_token_id, pooling=config.pooling,
+                         runtime=rt, run_name=f"{config.task}-{method.system}-{method.seed}")
     print(f"train {config.task} {method.system} seed {method.seed}: {log['steps']} steps, "
           f"{log['wall_time_s']} s -> {paths.rel(out)}")

@@ -36,6 +36,7 @@ from salt import codeswitch as cs_mod
 from salt import evaluate as eval_mod
 from salt import mixup as mixup_mod
 from salt import train as train_mod
+from salt.codeswitch import switch as switch_mod
 from salt.data import load_local, stratified_subset
 from salt.encoding import Encoded, encode_pairs
 from salt.models import load_masked_lm, load_tokenizer
@@ -208,7 +209,7 @@ def quiet() -> Iterator[None]:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    mods = [m for m in (train_mod, cs_mod, eval_mod) if hasattr(m, "tqdm")]
+    mods = [m for m in (switch_mod, eval_mod) if hasattr(m, "tqdm")]  # where bars are drawn
     real = [m.tqdm for m in mods]
 
     def silent(fn: Callable) -> Callable:

@@ -50,7 +50,9 @@ def _one(file: str, old: str, new: str) -> tuple[Edit, ...]:
     return (Edit(file, old, new),)
 
 
-MX, CS, TR, EV = "salt/mixup.py", "salt/codeswitch.py", "salt/train.py", "salt/evaluate.py"
+MX, TR, EV = "salt/mixup.py", "salt/train.py", "salt/evaluate.py"
+PL, AS, SC = ("salt/codeswitch/planning.py", "salt/codeswitch/assemble.py",
+              "salt/codeswitch/scorer.py")
 RAND = "return torch.rand(shape, generator=generator)"
 MIX = "return mix_embeddings(embedding(src_ids), embedding(cs_ids), r)"
 ACCEPT = "if prob >= cfg.threshold and new != orig:"
@@ -69,8 +71,8 @@ MUTANTS: tuple[Mutant, ...] = (
            _one(MX, "g.manual_seed((seed * 1_000_003 + step * 7919 + stream) % (2**63 - 1))",
                 "g.manual_seed((seed * 1_000_003 + stream) % (2**63 - 1))"), ("C8",)),
     Mutant("r-step-fixed-in-loop", "the training loop draws r from step 0's generator every step",
-           _one(TR, "step_generator(config.seed, step, stream=1))  # (B, 1|T, H)",
-                "step_generator(config.seed, 0, stream=1))  # (B, 1|T, H)"), ("C8",)),
+           _one(TR, "step_generator(cfg.seed, step, rank_stream(1)))  # (B, 1|T, H)",
+                "step_generator(cfg.seed, 0, rank_stream(1)))  # (B, 1|T, H)"), ("C8",)),
     Mutant("r-per-position-ignored", "per_position=True still draws one r per instance",
            _one(MX, "shape = (batch, seq_len if config.per_position else 1, hidden)",
                 "shape = (batch, 1, hidden)"), ("C7",)),
@@ -88,10 +90,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("mix-shifted-copy", "each source mixed with its own copy shifted by one token",
            _one(MX, MIX, "return mix_embeddings(embedding(src_ids), embedding(cs_ids.roll(1, 1)), r)"),
            ("C6", "C7")),
-    Mutant("collate-another-instance", "the collator pairs each source with another item's copy",
-           _one(TR, "[it.cs_copies[k] for it, k in zip(items, picks, strict=True)], pad_id)[0]",
-                "[it.cs_copies[k] for it, k in zip([*items[1:], *items[:1]], picks, strict=True)], "
-                "pad_id)[0]"), ("C6",)),
+    Mutant("collate-another-instance", "the copy picker pairs each source with another item's copy",
+           _one(TR, "rows = [it.cs_copies[k] for it, k in zip(items, picks, strict=True)]",
+                "rows = [it.cs_copies[k] for it, k in zip([*items[1:], *items[:1]], picks, "
+                "strict=True)]"), ("C6",)),
+    Mutant("copies-ignore-item-index", "the trainer picks copies for the first B items, not the "
+           "batch's (item_index ignored): sources meet other instances' copies",
+           _one(TR, 'inputs["cs_input_ids"] = pick_copies([self.items[i] for i in index], ids.shape[1],',
+                'inputs["cs_input_ids"] = pick_copies(self.items[: len(index)], ids.shape[1],'),
+           ("C6",)),
     Mutant("loss-ignores-copy", "the SALT loss mixes the source with itself",
            _one(TR, 'h = mixed_input_embeddings(embedding, batch["input_ids"], batch["cs_input_ids"], r)'
                 "  # (B, T, H)",
@@ -101,42 +108,42 @@ MUTANTS: tuple[Mutant, ...] = (
            _one(EV, "model.eval()", "model.train()"), ("C6",)),
     # ---- code-switching (C2-C5)
     Mutant("threshold-ignored", "every arg-max is substituted whatever its probability",
-           _one(CS, ACCEPT, "if new != orig:"), ("C4",)),
+           _one(AS, ACCEPT, "if new != orig:"), ("C4",)),
     Mutant("threshold-halved", "substitutions accepted at half the threshold",
-           _one(CS, ACCEPT, "if prob >= cfg.threshold / 2 and new != orig:"), ("C4",)),
+           _one(AS, ACCEPT, "if prob >= cfg.threshold / 2 and new != orig:"), ("C4",)),
     Mutant("synonym-threshold-shared", "synonyms use the translation threshold",
-           _one(CS, "if prob >= cfg.synonym_threshold and new != orig:",
+           _one(AS, "if prob >= cfg.synonym_threshold and new != orig:",
                 "if prob >= cfg.threshold and new != orig:"), ("C5",)),
     Mutant("synonyms-forced-on", "the synonym option is on whatever the configuration says",
-           _one(CS, "cfg = (config or CodeSwitchConfig()).resolved(vocabs)",
+           _one(AS, "cfg = (config or CodeSwitchConfig()).resolved(vocabs)",
                 "cfg = (config or CodeSwitchConfig()).resolved(vocabs); "
                 "object.__setattr__(cfg, 'synonyms', True)"), ("C3", "C5")),
     Mutant("cap-ignored", "the max_ratio cap is not applied",
-           _one(CS, "subs = sorted(props[:limit], key=lambda s: s[0])",
-                "subs = sorted(props, key=lambda s: s[0])"), ("C4",)),
+           _one(AS, "kept = sorted(props[:limit], key=lambda sr: sr[0].position)",
+                "kept = sorted(props, key=lambda sr: sr[0].position)"), ("C4",)),
     Mutant("cap-keeps-least-probable", "the cap keeps the least probable substitutes",
-           _one(CS, "props.sort(key=lambda s: (-s[3], s[0]))",
-                "props.sort(key=lambda s: (s[3], s[0]))"), ("C4",)),
+           _one(AS, "props.sort(key=lambda sr: (-sr[0].probability, sr[0].position))",
+                "props.sort(key=lambda sr: (sr[0].probability, sr[0].position))"), ("C4",)),
     Mutant("full-vocabulary-prediction", "substitutes predicted over the full vocabulary",
-           _one(CS, "lang_ids[lang] = ids", "lang_ids[lang] = torch.arange(v_model)"), ("C3",)),
+           _one(AS, "lang_ids[lang] = ids", "lang_ids[lang] = torch.arange(v_model)"), ("C3",)),
     Mutant("full-normalisation-ignored", "normalize='full' renormalises over the language set",
-           _one(CS, "return torch.exp(logits_sub - full_lse.float()[:, None])",
+           _one(SC, "return torch.exp(logits_sub - full_lse.float()[:, None])",
                 "return torch.softmax(logits_sub, dim=-1)"), ("C4",)),
     Mutant("arg-min-substitute", "the least probable id of the set is substituted",
-           _one(CS, "p, k = probs.max(dim=-1)  # (M,), (M,)", "p, k = probs.min(dim=-1)  # (M,), (M,)"),
+           _one(AS, "p, k = probs.max(dim=-1)  # (M,), (M,)", "p, k = probs.min(dim=-1)  # (M,), (M,)"),
            ("C4",)),
     Mutant("misplaced-substitution", "the substitute is written one position to the right",
-           _one(CS, "cs[p] = new", "cs[min(p + 1, len(cs) - 1)] = new"), ("C3", "C4")),
+           _one(AS, "cs[p] = new", "cs[min(p + 1, len(cs) - 1)] = new"), ("C3", "C4")),
     Mutant("special-tokens-candidates", "special tokens ([CLS], [SEP]) may be substituted",
-           _one(CS, "if is_special[p] or scheme.is_digits_or_punct(piece):",
+           _one(PL, "if is_special[p] or scheme.is_digits_or_punct(piece):",
                 "if scheme.is_digits_or_punct(piece):"), ("C3", "C4")),
     Mutant("single-word-as-word-start", "candidate='single_word' behaves like 'word_start'",
-           _one(CS, 'if mode == "single_word" and p + 1 < len(pieces):', "if False:"), ("C3",)),
+           _one(PL, 'if mode == "single_word" and p + 1 < len(pieces):', "if False:"), ("C3",)),
     Mutant("wrong-record-labels", "code-switch records carry label 0 instead of the source's",
-           _one(CS, '"label": int(e.label), "candidates": list(cands), "substitutions": subs,',
+           _one(AS, '"label": int(e.label), "candidates": list(cands), "substitutions": subs,',
                 '"label": 0, "candidates": list(cands), "substitutions": subs,'), ("C3",)),
     Mutant("synonym-may-keep-original", "a synonym may equal the original token",
-           _one(CS, "hit = ids[None, :] == exclude[:, None]  # (M, |V|)",
+           _one(AS, "hit = ids[None, :] == exclude[:, None]  # (M, |V|)",
                 "hit = ids[None, :] == -1  # (M, |V|)"), ("C5",)),
 )
 

@@ -80,7 +80,9 @@ def decide(precision: str = "auto", device: str | torch.device | None = None) ->
         raise PrecisionError(f"precision {precision!r} is not one of {PRECISIONS}")
     from accelerate import PartialState
 
-    state = PartialState()
+    # cpu=True off GPUs: CPU processes started by torchrun / accelerate launch then join over gloo
+    # (a plain PartialState() stays single-process on a CPU)
+    state = PartialState(cpu=not torch.cuda.is_available())
     dev = torch.device(device) if device is not None else state.device
     if precision == "auto":
         if bf16_supported(dev):

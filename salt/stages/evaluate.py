@@ -75,6 +75,7 @@ def dictionary_shares(stats: dict) -> dict[str, float]:
 def _extra(config: Config, paths: Paths, train_log: dict) -> dict[str, Any]:
     extra: dict[str, Any] = {"train": {k: train_log[k] for k in ("steps", "wall_time_s",
                                                                  "selected")}}
+    extra["train"]["dev_history"] = train_log.get("dev")  # English dev accuracy + class histogram
     mlm_json = paths.mlm / "mlm.json"
     if mlm_json.is_file():
         head = json.loads(mlm_json.read_text())
@@ -125,9 +126,12 @@ def run(config: Config, paths: Paths) -> None:
     test = {lang: encode_pairs(tok, read_examples(paths.prepared(task, f"test-{lang}")),
                                config.model.max_length)
             for lang in sizes["languages"]}
+    trace: dict[str, Any] = {}  # what the model ran in, read back inside the predict loop
     languages, predictions = evaluate_languages(model, spec, test, tok.pad_token_id,
-                                                config.settings.batch_size, runtime=rt)
-    ran = runtime.observed(model, rt)
+                                                config.settings.batch_size, runtime=rt,
+                                                trace=trace)
+    ran = {k: trace[k] for k in ("device", "weights_dtype", "autocast", "device_name")
+           if k in trace}
     train_log = json.loads((run_dir / "train.json").read_text())
     name = f"{task}-{config.system}-{config.seed}"
     out = paths.results / "metrics" / f"{name}.json"

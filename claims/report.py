@@ -407,6 +407,14 @@ def plot_differences(doc: Mapping[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = _plot_panels(doc["claims"])
+    if not panels:  # the file is still written, so no stale plot of an earlier audit survives
+        fig, ax = plt.subplots(figsize=(10, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No per-language difference is measurable in this audit "
+                "(see claims.md for why).", ha="center", va="center")
+        fig.savefig(path, dpi=100, metadata={"Software": None})
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), squeeze=False)
     styles = ("--", ":", "-.")
     for ax, panel in zip(axes[:, 0], panels, strict=True):
@@ -431,16 +439,15 @@ def plot_differences(doc: Mapping[str, Any], path: Path) -> None:
 
 
 def write_report(audit: Audit, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``claims.md``, ``claims.json`` and (when something is measurable) the plot."""
+    """Write ``claims.md``, ``claims.json`` and the plot (a note when nothing is measurable)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = audit_to_dict(audit)
     paths = {"json": out / "claims.json", "markdown": out / "claims.md"}
     paths["json"].write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     paths["markdown"].write_text(render_markdown(doc), encoding="utf-8")
-    if doc["plot"]:
-        paths["plot"] = out / PLOT_NAME
-        plot_differences(doc, paths["plot"])
+    paths["plot"] = out / PLOT_NAME
+    plot_differences(doc, paths["plot"])
     return paths
 
 

@@ -39,6 +39,9 @@ def bench_eval(s: Setup) -> tuple[list[Figure], dict]:
     from salt.data import load_local, parallel_subset
     from salt.encoding import encode_pairs, length_buckets
     from salt.evaluate import evaluate_languages
+    from salt.runtime import decide
+
+    rt = decide("bf16" if s.bf16 else "fp32", device="cpu")
     from salt.models import load_classifier
     from salt.tasks import get_task
 
@@ -69,7 +72,7 @@ def bench_eval(s: Setup) -> tuple[list[Figure], dict]:
 
     log(f"eval: {n_pairs} pairs in {len(langs)} languages, warm-up")
     warm = {langs[0]: test[langs[0]][:bs]}
-    evaluate_languages(model, spec, warm, s.pad_id, bs, s.bf16)
+    evaluate_languages(model, spec, warm, s.pad_id, bs, runtime=rt)
     plain_predict(model, warm[langs[0]], s.pad_id, bs, s.bf16)
     ours, plain, ratios, agree = [], [], [], 1.0
     for r in range(s.repeats):
@@ -77,7 +80,7 @@ def bench_eval(s: Setup) -> tuple[list[Figure], dict]:
         for which in (("ours", "plain") if r % 2 == 0 else ("plain", "ours")):
             t0 = time.perf_counter()
             if which == "ours":
-                _, predictions = evaluate_languages(model, spec, test, s.pad_id, bs, s.bf16)
+                _, predictions = evaluate_languages(model, spec, test, s.pad_id, bs, runtime=rt)
             else:
                 naive = {lang: plain_predict(model, v, s.pad_id, bs, s.bf16)
                          for lang, v in test.items()}

@@ -51,7 +51,9 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
     common = {"seed": 0, "epochs": 1.0, "batch_size": size.batch_size, "lr": 5e-5,
               "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0,
               "freeze_word_embeddings": True, "freeze_layers": 0, "selection": "last",
-              "checkpoint_every": size.train_steps + 1, "bf16": s.bf16}
+              "checkpoint_every": size.train_steps + 1,
+              "precision": "bf16" if s.bf16 else "fp32",
+              "gate_max_class_share": None, "gate_min_margin": None}  # timing only
     details: dict[str, Any] = {"steps": size.train_steps, "batch_size": size.batch_size,
                                "examples": n_items, "max_length": size.max_length,
                                "mean_tokens": statistics.fmean(lengths), "bf16": s.bf16,

@@ -214,10 +214,10 @@ def plan_profile(params, arch: Arch, rate: Throughput,
                  rows: dict[str, int] | None = None) -> list[StagePlan]:
     """Every stage's work for ``params`` (a resolved profile); ``rows`` overrides counts."""
     rows = rows or {}
-    data = params.group("data")
-    train_cfg = params.group("train")
-    cs_cfg = params.group("codeswitch")
-    mlm_cfg = params.group("mlm")
+    data = params.entry("data")
+    train_cfg = params.entry("train")
+    cs_cfg = params.entry("codeswitch")
+    mlm_cfg = params.entry("mlm")
     seeds = len(params.seeds)
     t_train, t_test = rate.train_tokens_per_pair, rate.test_tokens_per_pair
     weights = 4 * arch.params  # fp32 safetensors
@@ -365,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
         params = _load(args.params, args.profile, args.seeds)
         rate = throughput(read_bench(args.bench), args.gpu, args.utilisation, args.gpu_tflops,
                           str(args.bench), args.tokens_per_pair)
-        model = params.group("model")
+        model = params.entry("model")
         arch = model_arch(model["source"], model, args.model_config)
         plans = plan_profile(params, arch, rate, _parse_rows(args.rows))
     except (PlanError, DataError, ConfigError) as err:

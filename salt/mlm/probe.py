@@ -14,8 +14,9 @@ from transformers import PreTrainedTokenizerBase
 from salt.encoding import pad_batch
 from salt.mlm.config import MLMHeadError
 from salt.mlm.layers import head_logits_over, mlm_head_module
-from salt.mlm.text import mask_positions, special_ids
+from salt.mlm.text import mask_positions
 from salt.runtime import Runtime, decide
+from salt.vocab import special_ids
 
 
 def _masked_logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor,

@@ -8,8 +8,6 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from transformers import PreTrainedTokenizerBase
-
 
 def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -31,14 +29,6 @@ def split_held_out(texts_by_lang: Mapping[str, Sequence[str]], fraction: float
         train[lang] = [t for t in uniq if not _is_held_out(t, fraction)]
         held[lang] = [t for t in uniq if _is_held_out(t, fraction)]
     return train, held
-
-
-def special_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
-    ids = set(tokenizer.all_special_ids)
-    for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items():
-        if getattr(tok, "special", False):
-            ids.add(int(i))
-    return ids
 
 
 def mask_positions(ids: Sequence[int], special: set[int], prob: float,

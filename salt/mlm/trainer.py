@@ -29,9 +29,10 @@ from salt.mlm.config import (
 from salt.mlm.layers import bert_parts
 from salt.mlm.objective import HeadObjective, StepData, exact_means
 from salt.mlm.prototype import make_prototype_head
-from salt.mlm.text import digest, special_ids, split_held_out
+from salt.mlm.text import digest, split_held_out
 from salt.mlm.vocabulary import KeptVocabulary, kept_vocabulary
 from salt.runtime import Runtime, decide
+from salt.vocab import special_ids
 
 
 def tokenised_training_text(tokenizer: PreTrainedTokenizerBase, train: Mapping[str, list[str]],

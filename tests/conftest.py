@@ -69,16 +69,17 @@ def tiny_model(tmp_path_factory, data_dir) -> Path:
                       layers=2, heads=2)
 
 
-def _hub_copy(root: Path, hub_id: str, configs: dict[str, dict[str, dict[str, list]]]) -> str:
+def hub_copy(root: Path, hub_id: str, configs: dict[str, dict[str, dict[str, list]]],
+             sha: str | None = None) -> str:
     """Write a dataset repository's files as the hub lays them out (README.md whose YAML
     declares one config per language with its parquet shards) under ``root/hub_id/<sha>``;
-    the sha is content-derived (sha1 of the rows), standing in for the hub's commit id."""
+    without ``sha`` it is content-derived (sha1 of the rows), standing in for the commit id."""
     import hashlib
     import json
 
     import datasets
 
-    sha = hashlib.sha1(json.dumps(configs, sort_keys=True).encode()).hexdigest()
+    sha = sha or hashlib.sha1(json.dumps(configs, sort_keys=True).encode()).hexdigest()
     folder = root / hub_id / sha
     card = ["---", "configs:"]
     for lang, splits in configs.items():
@@ -115,5 +116,5 @@ def hub_mirror(tmp_path_factory, data_dir) -> dict:
                 configs[lang][hub_split] = {fa: [r.text_a for r in rows],
                                             fb: [r.text_b for r in rows],
                                             "label": [r.label for r in rows]}
-        revisions[spec.hub_id] = _hub_copy(root, spec.hub_id, configs)
+        revisions[spec.hub_id] = hub_copy(root, spec.hub_id, configs)
     return {"path": root, "revisions": revisions}

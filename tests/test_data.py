@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from conftest import hub_copy
 
 from salt import data as D
 from salt.tasks import PAWSX, XNLI
@@ -266,32 +267,14 @@ def test_committed_paper_profile_pins_or_names_each_hub_dataset():
         assert sha is None or D.resolve_hub_revision(hub_id, pins) == sha
 
 
-def _hub_layout(root, hub_id, sha, configs):
-    """A copy of a hub dataset repository's own files at one commit: README.md whose YAML
-    declares the configs (one per language) and their parquet shards, as on the hub."""
-    import datasets
-
-    folder = root / hub_id / sha
-    card = ["---", "configs:"]
-    for lang, splits in configs.items():
-        card += [f"- config_name: {lang}", "  data_files:"]
-        for split, rows in splits.items():
-            rel = f"{lang}/{split}-00000-of-00001.parquet"
-            (folder / lang).mkdir(parents=True, exist_ok=True)
-            datasets.Dataset.from_dict(rows).to_parquet(str(folder / rel))
-            card += [f"  - split: {split}", f"    path: {rel}"]
-    (folder / "README.md").write_text("\n".join([*card, "---", ""]), encoding="utf-8")
-    return folder
-
-
 def test_hub_mirror_goes_through_load_dataset_offline(tmp_path, monkeypatch):
     """No SALT_DATA_DIR, no network: the real ``datasets.load_dataset`` reads a hub-layout copy
     of the pinned commit; another commit is refused, not substituted."""
     monkeypatch.delenv(D.DATA_DIR_ENV, raising=False)
     rows = {"premise": ["Il pleut.", "Le chat dort."], "hypothesis": ["Il fait beau.", "Un chat."],
             "label": [2, 0]}
-    _hub_layout(tmp_path / "mirror", "facebook/xnli", SHA,
-                {"fr": {"test": rows, "validation": rows}, "de": {"test": rows}})
+    hub_copy(tmp_path / "mirror", "facebook/xnli",
+             {"fr": {"test": rows, "validation": rows}, "de": {"test": rows}}, sha=SHA)
     monkeypatch.setenv(D.HUB_MIRROR_ENV, str(tmp_path / "mirror"))
     got = D.load_split("xnli", "test", "fr", source="hub", revision={"facebook/xnli": SHA})
     assert [(e.uid, e.text_b, e.label) for e in got] == [

@@ -303,6 +303,15 @@ def parallel_subset(per_lang: dict[str, list[Example]], n: int | None, seed: int
     return {lang: [ex for ex in rows if ex.line in lines] for lang, rows in per_lang.items()}
 
 
+def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of one file's bytes, read in blocks (DVC's file hash is ``md5``)."""
+    h = hashlib.new(algorithm)
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def files_digest(paths: Iterable[Path], root: str | Path | None = None) -> str:
     """sha256 (16 hex) over the given files' names and bytes, sorted: the local data's revision.
 

@@ -13,7 +13,6 @@ stage is stale.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from salt.data import repository_root
+from salt.data import file_hash, repository_root
 
 _MISSING = object()
 
@@ -30,15 +29,6 @@ def _load_yaml(path: Path) -> Any:
     """YAML 1.2 with the safe loader, as DVC reads and writes it (``2e-05`` is a float there,
     a string to a YAML 1.1 reader)."""
     return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-
-
-def file_md5(path: Path) -> str:
-    """DVC's file hash: md5 of the bytes."""
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _lookup(tree: Any, dotted: str) -> Any:
@@ -80,7 +70,7 @@ def stale_stages(root: Path, stage_names: list[str] | None = None) -> dict[str, 
                 why.append(f"{path}: dependency missing")
             elif target.is_dir():
                 why.append(f"{path}: source folder dependency cannot be checked without DVC")
-            elif recorded and file_md5(target) != recorded:
+            elif recorded and file_hash(target, "md5") != recorded:
                 why.append(f"{path}: changed since the run (md5 differs)")
         for file_name, values in (stage.get("params") or {}).items():
             current = _params(root, file_name, cache)
@@ -92,7 +82,7 @@ def stale_stages(root: Path, stage_names: list[str] | None = None) -> dict[str, 
                     why.append(f"{file_name}:{key}: parameter changed since the run")
         for out in stage.get("outs", []):
             target = root / out["path"]
-            if target.is_file() and out.get("md5") and file_md5(target) != out["md5"]:
+            if target.is_file() and out.get("md5") and file_hash(target, "md5") != out["md5"]:
                 why.append(f"{out['path']}: output differs from what the run wrote")
         if why:
             stale[name] = why

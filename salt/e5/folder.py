@@ -4,7 +4,6 @@ record), swapped into place atomically; mean-pooled embeddings of a loaded folde
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.resources
 import json
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from salt.data import file_hash
 from salt.e5.binformat import DTYPE_F32, DTYPE_Q4_0, default_bin_path, parse_e5_bin
 from salt.e5.convert import bert_config, build_tokenizer, to_bert_state_dict
 
@@ -24,14 +24,6 @@ CONVERSION_VERSION = 2  # 2: salt_source.json no longer records the (clock-depen
 MARKER_FILE = ".salt_e5_complete"
 SOURCE_FILE = "salt_source.json"
 QUERY_PREFIX = "query: "
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _marker_text(sha: str) -> str:
@@ -60,7 +52,7 @@ def materialize_e5(out_dir: str | Path, bin_path: str | Path | None = None,
 
     out_dir = Path(out_dir)
     bin_path = Path(bin_path) if bin_path is not None else default_bin_path()
-    sha = _file_sha256(bin_path)
+    sha = file_hash(bin_path)
     if not force and is_materialized(out_dir, sha):
         return out_dir
 

@@ -15,12 +15,15 @@ import torch
 from safetensors.torch import load_file
 
 from salt.classifier import build_classifier
+from salt.codeswitch import CodeSwitchConfig, code_switch, part_path
 from salt.data import load_local, stratified_subset
 from salt.distributed import ShardError, rank_stream, shard_and_gather
 from salt.encoding import encode_pairs
 from salt.evaluate import predict
-from salt.models import load_tokenizer
+from salt.models import load_masked_lm, load_tokenizer
+from salt.runtime import decide
 from salt.train import TrainConfig, items_from_codeswitch, load_trained, train
+from salt.vocab import LanguageVocabs, build_vocabularies
 
 pytestmark = pytest.mark.distributed
 
@@ -44,6 +47,9 @@ def setup(tiny_model, data_dir, tmp_path_factory):
     test = encode_pairs(tok, rows[500:540], 48)
     torch.save({"items": [vars(it) for it in items], "test": [vars(e) for e in test]},
                root / "data.pt")
+    texts = {lang: [t for e in load_local("xnli", "dev", lang, data_dir)[:200]
+                    for t in (e.text_a, e.text_b)] for lang in ("en", "fr", "de")}
+    build_vocabularies(tok, texts, min_count=2, source_top_k=150).save(root / "vocab.json")
     return root, model, items, test, tok.pad_token_id
 
 
@@ -78,6 +84,17 @@ out = {"rank": state.process_index, "processes": state.num_processes, "backend":
                                  per_item=False)}
 with open(f"{root}/rank{state.process_index}.json", "w") as f:
     json.dump(out, f)
+
+# code-switching: each process codes its share of the chunks; the main one merges the files
+from salt.codeswitch import CodeSwitchConfig, code_switch
+from salt.models import load_masked_lm, load_tokenizer
+from salt.runtime import decide
+from salt.vocab import LanguageVocabs
+cs = CodeSwitchConfig(normalize="target", threshold=0.003, languages=("fr", "de"),
+                      max_ratio=0.5, copies=2)
+code_switch(load_masked_lm(model), load_tokenizer(model), test,
+            LanguageVocabs.load(root + "/vocab.json"), cs, out_path=root + "/cs-ddp.jsonl",
+            chunk_size=6, progress=False, runtime=decide("fp32"))
 """
 
 
@@ -117,6 +134,18 @@ def test_two_processes_match_one(setup):
 
     want = [x for v in range(7) for x in (v, -v)]  # several results per item, order kept
     assert ranks[0]["pairs"] == ranks[1]["pairs"] == want
+
+    # code-switching over two processes: the merged file is byte for byte one process's file
+    cs = CodeSwitchConfig(normalize="target", threshold=0.003, languages=("fr", "de"),
+                          max_ratio=0.5, copies=2)
+    one_cs = code_switch(load_masked_lm(model), load_tokenizer(model), test,
+                         LanguageVocabs.load(root / "vocab.json"), cs,
+                         out_path=root / "cs-one.jsonl", chunk_size=6, progress=False,
+                         runtime=decide("fp32"))
+    assert len(one_cs) == 2 * len(test) and sum(len(r["substitutions"]) for r in one_cs) > 0
+    assert (root / "cs-ddp.jsonl").read_bytes() == (root / "cs-one.jsonl").read_bytes()
+    assert not part_path(root / "cs-ddp.jsonl", 0, 2).exists()  # merged and removed
+    assert not part_path(root / "cs-ddp.jsonl", 1, 2).exists()
 
     # every rank drew its own r at every step
     r0, r1 = ranks[0]["r"], ranks[1]["r"]

@@ -70,6 +70,7 @@ from salt.codeswitch.switch import (
     code_switch,
     input_mode_for,
     meta_path,
+    part_path,
 )
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "iter_jsonl",
     "mask_groups",
     "meta_path",
+    "part_path",
     "plan_copies",
     "read_jsonl",
     "read_muse",

@@ -27,6 +27,7 @@ from salt.codeswitch.config import (
 from salt.codeswitch.fast import fast_predictions
 from salt.codeswitch.records import parse_line, read_jsonl
 from salt.codeswitch.scorer import MaskedLMScorer
+from salt.distributed import process_state
 from salt.encoding import Encoded
 from salt.mlm.config import REPORT_FILE as HEAD_REPORT_FILE
 from salt.runtime import Runtime, decide
@@ -147,6 +148,25 @@ def input_mode_for(model_dir: str | Path) -> str:
     return mode
 
 
+def part_path(out: Path, rank: int, processes: int) -> Path:
+    """The file process ``rank`` of ``processes`` appends its share to (merged into ``out``)."""
+    return out.with_name(f"{out.stem}.part{rank}of{processes}{out.suffix}")
+
+
+def _merge(out: Path, parts: Sequence[Path], meta: dict[str, Any]) -> None:
+    """Concatenate the processes' files (contiguous shares, in process order = input order)
+    into ``out`` with its sidecar, then remove them."""
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as f:
+        for part in parts:
+            f.write(part.read_bytes())
+    meta_path(out).write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+    tmp.replace(out)
+    for part in parts:
+        part.unlink()
+        meta_path(part).unlink(missing_ok=True)
+
+
 def code_switch(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                 encoded: Sequence[Encoded], vocabs: LanguageVocabs,
                 config: CodeSwitchConfig | None = None, *, out_path: str | Path | None = None,
@@ -171,33 +191,60 @@ def code_switch(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     for training sets too large to hold; stream them with ``iter_jsonl``. ``runtime`` (default
     :func:`salt.runtime.decide`) places the model; the encoder runs under its autocast. A
     partial file written with other inputs or settings raises :class:`StalePartialOutput`.
+
+    Several processes (``accelerate launch`` / torchrun; ``out_path`` required): the chunks are
+    split into contiguous shares, one per process on its own device; each process appends to
+    its own resumable part file (``part_path``), and the main process merges them into
+    ``out_path`` in input order. A record depends only on its example and the settings (the
+    copy's language comes from the example's index in ``encoded``) and a chunk holds the same
+    examples whatever the process count, so the merged file equals a one-process run's.
     """
     ctx = build_context(model, tokenizer, encoded, vocabs, config)
     runtime = runtime or decide()
     runtime.place(model)
     scorer = scorer or MaskedLMScorer(model)
-    done: set[str] = set()
+    state = process_state()
+    processes = state.num_processes
+    chunks = [list(range(s, min(s + chunk_size, len(encoded))))
+              for s in range(0, len(encoded), chunk_size)]
     out = Path(out_path) if out_path is not None else None
+    mine = list(range(len(chunks)))
+    if processes > 1:
+        if out is None:
+            raise CodeSwitchError("code-switching with several processes needs out_path")
+        with state.split_between_processes(mine) as share:
+            mine = list(share)
+    done: set[str] = set()
+    part = out
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        done = _resume(out, ctx, _meta(ctx, vocabs, model, runtime))
+        meta = _meta(ctx, vocabs, model, runtime)
+        if processes > 1:
+            if out.exists():  # merged by an earlier run: complete, or stale (never partial)
+                if len(_resume(out, ctx, meta)) != len(encoded):
+                    raise StalePartialOutput(f"{out}: incomplete; delete it to code-switch "
+                                             "with several processes")
+                return read_jsonl(out) if return_records else []
+            part = part_path(out, state.process_index, processes)
+        done = _resume(part, ctx, meta)
     was = model.training
     model.eval()
     torch.manual_seed(ctx.cfg.seed)
     records: list[dict[str, Any]] = []
-    bar = tqdm(total=len(encoded), initial=len(done), disable=not progress, desc="code-switch",
-               unit="ex")
+    total = sum(len(chunks[k]) for k in mine)
+    initial = sum(1 for k in mine for i in chunks[k] if encoded[i].uid in done)
+    bar = tqdm(total=total, initial=initial, disable=not progress or not state.is_main_process,
+               desc="code-switch", unit="ex")
     try:
-        for k, start in enumerate(range(0, len(encoded), chunk_size)):
-            idx = [i for i in range(start, min(start + chunk_size, len(encoded)))
-                   if encoded[i].uid not in done]
+        for k in mine:
+            idx = [i for i in chunks[k] if encoded[i].uid not in done]
             if not idx:
                 continue
             with torch.inference_mode():
                 preds = fast_predictions(scorer, ctx, idx, runtime)
             recs = assemble(ctx, idx, preds)
-            if out is not None:
-                _append(out, recs)
+            if part is not None:
+                _append(part, recs)
             else:
                 records.extend(recs)
             bar.update(len(idx))
@@ -208,4 +255,9 @@ def code_switch(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         model.train(was)
     if out is None:
         return records
+    if processes > 1:
+        state.wait_for_everyone()
+        if state.is_main_process:
+            _merge(out, [part_path(out, r, processes) for r in range(processes)], meta)
+        state.wait_for_everyone()
     return read_jsonl(out) if return_records else []

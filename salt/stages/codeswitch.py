@@ -10,6 +10,7 @@ from annotated_types import Ge, Interval
 
 from salt import codeswitch, runtime
 from salt.config import ConfigError, Params, build, dataclass_schema
+from salt.distributed import process_state
 from salt.models import ModelSourceError
 from salt.stages import model as model_stage
 from salt.stages.common import Precision, quiet_transformers
@@ -94,20 +95,27 @@ def run(config: Config, paths: Paths) -> None:
     out = paths.codeswitch(task)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = rt.place(load_masked_lm(mlm_dir))
+    state = process_state()  # several under accelerate launch: each codes its share of chunks
     try:
         records = codeswitch.code_switch(model, tok, encoded, vocabs, method, out_path=out,
                                          runtime=rt)
     except codeswitch.StalePartialOutput as err:
         # A partial file from other inputs or settings (DVC keeps it for resuming): start afresh.
         print(f"codeswitch {task}: discarding {paths.rel(out)} ({err})")
-        out.unlink()
-        codeswitch.meta_path(out).unlink(missing_ok=True)
+        stale = [out, codeswitch.part_path(out, state.process_index, state.num_processes)]
+        for path in stale:
+            path.unlink(missing_ok=True)
+            codeswitch.meta_path(path).unlink(missing_ok=True)
+        state.wait_for_everyone()
         records = codeswitch.code_switch(model, tok, encoded, vocabs, method, out_path=out,
                                          runtime=rt)
+    if not state.is_main_process:
+        return  # the main process merged the shares; it alone writes the statistics
     muse = _muse_dir()
     if muse is None:
         print(f"codeswitch {task}: no MUSE dictionaries: dictionary figures not run")
     stats = codeswitch.codeswitch_stats(records, tok, muse, vocabs=vocabs, input_mode=head_input)
     dump(paths.codeswitch_stats(task), {"config": dataclasses.asdict(method),
-                                        "runtime": runtime.observed(model, rt), **stats})
+                                        "runtime": runtime.observed(model, rt),
+                                        "processes": state.num_processes, **stats})
     print(f"codeswitch {task}: {len(records)} records -> {paths.rel(out)}")

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from salt import runtime
 from salt.config import GROUPS, STRICT, ConfigError, Params
+from salt.distributed import process_state
 from salt.models import ModelSourceError
 from salt.schema import SchemaError
 from salt.stages import model as model_stage
@@ -130,6 +131,8 @@ def run(config: Config, paths: Paths) -> None:
     languages, predictions = evaluate_languages(model, spec, test, tok.pad_token_id,
                                                 config.settings.batch_size, runtime=rt,
                                                 trace=trace)
+    if not process_state().is_main_process:
+        return  # every process holds the gathered predictions; the main one writes them
     ran = {k: trace[k] for k in ("device", "weights_dtype", "autocast", "device_name")
            if k in trace}
     train_log = json.loads((run_dir / "train.json").read_text())

@@ -72,12 +72,16 @@ def utilisation(flops: FlopModel | None, train_info: dict | None, eval_info: dic
     if flops is not None and train_info is not None:
         work = flops.train(train_info["lengths"])
         phases["train"] = [work / w for w in train_info["loops"]]
+        if train_info.get("proxy_loops"):  # the same work, the proxy's speed settings
+            phases["train_proxy"] = [work / w for w in train_info["proxy_loops"]]
     if flops is not None and eval_info is not None:
         work = flops.forward(eval_info["lengths"])
         n = len(eval_info["lengths"])
         phases["eval"] = [work * rate / n for rate in eval_info["rates"]]
     for phase, what in (("train", "train() baseline system, its training loop (train.json wall_time_s), "
                                   "3 x forward FLOPs"),
+                        ("train_proxy", "train() baseline with the proxy's speed settings: the "
+                                        "same work's 3 x forward FLOPs over its loop time"),
                         ("eval", "evaluate_languages, forward FLOPs")):
         for dtype in ("fp32", "bf16"):
             name = f"utilisation_{phase}_vs_{dtype}_matmul"

@@ -60,11 +60,14 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
                                "frozen": "word embeddings"}
     runs = iter(range(10**6))
 
-    def ours(system: str, items: Sequence[TrainItem]) -> tuple[float, float]:
+    knobs = proxy_speed_settings()
+    details["proxy_speed_settings"] = knobs
+
+    def ours(system: str, items: Sequence[TrainItem], **over: Any) -> tuple[float, float]:
         out = s.tmp / f"train-{next(runs)}"
         t0 = time.perf_counter()
-        result = train(s.model_dir, items, out, TrainConfig(system=system, **common), NUM_LABELS,
-                       pad_id=s.pad_id)
+        result = train(s.model_dir, items, out, TrainConfig(system=system, **{**common, **over}),
+                       NUM_LABELS, pad_id=s.pad_id)
         wall = time.perf_counter() - t0
         shutil.rmtree(out, ignore_errors=True)
         return wall, float(result["wall_time_s"])
@@ -99,19 +102,22 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
     ours("baseline", base_items[: size.batch_size])
     ours("salt", salt_items[: size.batch_size])
     hf(base_items[: size.batch_size])
-    walls: dict[str, list[float]] = {"ours": [], "hf": [], "salt": []}
-    loops: dict[str, list[float]] = {"ours": [], "hf": [], "salt": []}
+    walls: dict[str, list[float]] = {"ours": [], "hf": [], "salt": [], "proxy": []}
+    loops: dict[str, list[float]] = {"ours": [], "hf": [], "salt": [], "proxy": []}
     arms: dict[str, Callable[[], tuple[float, float]]] = {
         "ours": lambda: ours("baseline", base_items), "hf": lambda: hf(base_items),
-        "salt": lambda: ours("salt", salt_items)}
+        "salt": lambda: ours("salt", salt_items),
+        "proxy": lambda: ours("baseline", base_items, **knobs)}
     names = list(arms)
     for r in range(s.repeats):
-        for name in names[r % 3:] + names[: r % 3]:
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
             wall, loop = arms[name]()
             walls[name].append(wall)
             loops[name].append(loop)
         log(f"train repeat {r + 1}: ours {n_items / walls['ours'][-1]:.1f} ex/s, Trainer "
-            f"{n_items / walls['hf'][-1]:.1f} ex/s, salt {n_items / walls['salt'][-1]:.1f} ex/s")
+            f"{n_items / walls['hf'][-1]:.1f} ex/s, salt {n_items / walls['salt'][-1]:.1f} ex/s, "
+            f"proxy settings {n_items / walls['proxy'][-1]:.1f} ex/s")
     eps = {k: [n_items / w for w in v] for k, v in walls.items()}
     ms = {k: [1000 * w / n_items for w in v] for k, v in walls.items()}
     loop_eps = {k: median3([n_items / w for w in v])[0] for k, v in loops.items()}
@@ -131,5 +137,24 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
                note="salt/baseline time per example (one mixed forward, loss_terms=mixed); "
                     "code-switched copies are synthetic, same length as the source",
                loop_examples_per_s=loop_eps["salt"], **details),
+        figure("train_proxy_settings", eps["proxy"], "examples/s",
+               [o / p for o, p in zip(walls["ours"], walls["proxy"], strict=True)],
+               vs="train_ours",
+               note="the same loop and work with the proxy profile's speed settings "
+                    f"({knobs}) vs none (all layers trained, no length grouping: the loop's "
+                    "settings when the proxy was first sized)",
+               loop_examples_per_s=loop_eps["proxy"], **details),
     ]
-    return figs, {"lengths": lengths, "loops": loops["ours"]}
+    return figs, {"lengths": lengths, "loops": loops["ours"], "proxy_loops": loops["proxy"]}
+
+
+def proxy_speed_settings() -> dict[str, int]:
+    """The training speed settings of params.yaml's proxy profile (frozen bottom layers,
+    length grouping), so the benchmark times what the default run does."""
+    import yaml
+
+    from salt.data import repository_root
+
+    params = yaml.safe_load((repository_root() / "params.yaml").read_text())
+    proxy = params["train"]["proxy"]
+    return {"freeze_layers": proxy["freeze_layers"], "group_by_length": proxy["group_by_length"]}

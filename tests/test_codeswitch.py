@@ -167,6 +167,32 @@ def test_unmasked_fast_path_equals_definition(env: Env, name: str) -> None:
                           scorer=unsplit))
 
 
+def test_pruned_head_normaliser_skips_excluded_ids_exactly(env: Env) -> None:
+    """A head whose excluded ids carry EXCLUDED_BIAS (salt.mlm's pruned heads): the "full"
+    normaliser sums the live ids only, and the records equal the full-softmax definition."""
+    from salt.mlm import EXCLUDED_BIAS
+
+    model = copy.deepcopy(env.model)
+    bias = model.get_output_embeddings().bias
+    excluded = torch.arange(len(bias)) % 3 == 0  # a third of the vocabulary pruned
+    excluded[list(env.specials)] = False
+    for lang in ("fr", "de"):
+        excluded[env.vocabs.ids(lang)] = False  # the targets stay scorable
+    with torch.no_grad():
+        bias[excluded] = EXCLUDED_BIAS
+    scorer = MaskedLMScorer(model)
+    assert scorer.live is not None and len(scorer.live) == int((~excluded).sum())
+    feats = torch.randn(5, model.config.hidden_size)
+    assert torch.allclose(scorer.log_normaliser(feats),
+                          torch.logsumexp(scorer.logits(feats), dim=-1), atol=1e-5)
+    cfg = replace(CONFIGS["full"], languages=("fr", "de"), threshold=0.0005)
+    pairs = env.pairs[:6]
+    ref = code_switch_reference(model, env.tok, pairs, env.vocabs, cfg)
+    assert n_subs(ref) > 0
+    same(ref, code_switch(model, env.tok, pairs, env.vocabs, cfg, progress=False, scorer=scorer))
+    assert MaskedLMScorer(env.model).live is None  # nothing excluded: every id is summed
+
+
 def test_unsplit_scorer_and_far_stride_equal_definition(env: Env) -> None:
     cfg = CodeSwitchConfig(normalize="target", threshold=0.003, languages=("fr",), max_ratio=1.0)
     pairs = env.pairs[:6]

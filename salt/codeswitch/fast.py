@@ -15,7 +15,7 @@ from salt.runtime import Runtime
 
 def _full_lse(scorer: MaskedLMScorer, feats: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary log-normaliser per row: (M, F) -> (M,)."""
-    return torch.logsumexp(scorer.logits(feats).float(), dim=-1)
+    return scorer.log_normaliser(feats)
 
 
 def fast_predictions(scorer: MaskedLMScorer, ctx: SwitchContext, idx: Sequence[int],

@@ -13,6 +13,7 @@ from transformers import PreTrainedModel
 from salt.codeswitch.config import (
     CodeSwitchError,
 )
+from salt.mlm.config import EXCLUDED_BIAS
 
 
 class _Stop(Exception):
@@ -41,6 +42,15 @@ class MaskedLMScorer:
         self.row_offsets = dict(row_offsets or {})
         if self.row_offsets and not self.split:
             raise CodeSwitchError("row_offsets need a head that splits off its decoder")
+        # Ids a pruned head excludes (decoder bias EXCLUDED_BIAS, ``salt.mlm``) hold exp(-1e4)
+        # of the mass, 0 in float32: the full-vocabulary normaliser sums the live ids only
+        # (e5's prototype head keeps ~1/4 of XLM-R's 250k ids, so "full" costs ~1/4).
+        self.live: torch.Tensor | None = None
+        bias = self.decoder.bias if self.split else None
+        if bias is not None:
+            live = torch.nonzero(bias > EXCLUDED_BIAS / 2).flatten()
+            if len(live) < len(bias):
+                self.live = live
 
     def _find_head(self) -> nn.Module | None:
         if not isinstance(self.decoder, nn.Linear) or self.base is self.model:
@@ -112,6 +122,10 @@ class MaskedLMScorer:
         if self.decoder.bias is not None:
             out = out + (self.decoder.bias if ids is None else self.decoder.bias[ids])
         return out
+
+    def log_normaliser(self, feats: torch.Tensor) -> torch.Tensor:
+        """Full-vocabulary log-normaliser per row, (M, F) -> (M,), over the live ids."""
+        return torch.logsumexp(self.logits(feats, self.live).float(), dim=-1)
 
 
 def restricted_probs(logits_sub: torch.Tensor, normalize: str,

@@ -131,16 +131,12 @@ def run_properties(out: Path, seed: int) -> int:
 
 
 def load_claims_file(path: Path):
-    """Claims from a user's YAML file through ``claims.registry.load_claims`` (helper D); a bad
-    file is a ``ResultsError`` carrying the loader's message (file and key)."""
+    """Claims from a user's YAML file through ``claims.registry.load_claims``; a bad file is a
+    ``ResultsError`` carrying the loader's message (file and key)."""
     from . import registry
 
-    loader = getattr(registry, "load_claims", None)
-    if loader is None:
-        raise ResultsError(f"{path}: this build has no claims.registry.load_claims; "
-                           "--claims cannot be read")
     try:
-        return tuple(loader(path))
+        return tuple(registry.load_claims(path))
     except ValueError as err:  # registry.ClaimsError names the file and key
         raise ResultsError(str(err)) from None
 

@@ -28,10 +28,6 @@ from typing import Any
 
 from salt.data import DataError, data_dir, repository_root
 
-# Used until salt.schema exports RUN_SPECIFIC (helper F); the schema's list wins when present.
-_FALLBACK_RUN_SPECIFIC = ("provenance.wall_time_s", "provenance.created_utc", "provenance.device",
-                          "extra.train.wall_time_s", "extra.mlm_head.wall_time_s",
-                          "extra.codeswitch.wall_time_s")
 # The reference is committed in a later commit than the one it was made at, so the commit id of
 # a reproduction can never equal it: it identifies the run, it is not a result.
 _ALWAYS_RUN_SPECIFIC = ("provenance.git_commit",)
@@ -43,10 +39,8 @@ _ABSOLUTE = re.compile(r"(^|[\s:=,'\"(])(/[^/\s]+/|[A-Za-z]:\\)")
 
 def run_specific() -> tuple[str, ...]:
     """Dotted field patterns a rerun may change: the schema's declaration plus the commit id."""
-    try:
-        from salt.schema import RUN_SPECIFIC
-    except ImportError:
-        RUN_SPECIFIC = _FALLBACK_RUN_SPECIFIC
+    from salt.schema import RUN_SPECIFIC
+
     return tuple(dict.fromkeys((*RUN_SPECIFIC, *_ALWAYS_RUN_SPECIFIC)))
 
 

@@ -202,7 +202,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys, monkeypatch) -> None:
     capsys.readouterr()
     assert main(["check-table", str(tmp_path / "none.csv")]) == 2
     assert "not found" in capsys.readouterr().err
-    # a claim's languages, through claims.registry.load_claims (helper D's loader)
+    # a claim's languages, through claims.registry.load_claims
     claim = SimpleNamespace(id="X1", paper=(SimpleNamespace(task="xnli",
                                                             languages=("en", "de", "sw")),))
     monkeypatch.setattr(registry, "load_claims", lambda path: (claim,), raising=False)
@@ -229,9 +229,7 @@ def test_latex_grouping_row_citations_and_markup(tmp_path: Path) -> None:
 
 
 def test_claim_languages_from_a_claims_file(tmp_path: Path, capsys) -> None:
-    """With helper D's YAML loader: the claim's part for the table's task gives the languages."""
-    if not hasattr(registry, "load_claims"):
-        pytest.skip("claims.registry.load_claims (helper D) not in this build")
+    """Through the YAML loader: the claim's part for the table's task gives the languages."""
     claims_file = tmp_path / "c.yaml"
     claims_file.write_text(
         "claims:\n  - id: T1\n    text: t\n    kind: statistical\n    verified: false\n"

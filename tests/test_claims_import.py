@@ -53,10 +53,9 @@ def lm_eval_file(path: Path, accs: dict[str, tuple[int, int]], pretrained: str =
 
 
 def check(metrics: dict[str, Any]) -> None:
-    """The interface-4 shape (and salt.schema once it validates v2)."""
+    """The interface shape, and the schema's own validation."""
     check_shape(metrics, "test")
-    if getattr(schema, "SCHEMA_VERSION", 1) >= 2:
-        schema.validate_metrics(json.loads(json.dumps(metrics)), "test")
+    schema.validate_metrics(json.loads(json.dumps(metrics)), "test")
 
 
 def prov_unknowns(m: dict[str, Any]) -> list[str]:
@@ -214,10 +213,7 @@ def test_different_model_sizes_as_seeds_are_recorded(tmp_path: Path) -> None:
 
 
 def v2_results():
-    """``claims.results`` (helper F) once it reads schema v2; else the test is skipped."""
-    if getattr(schema, "SCHEMA_VERSION", 1) < 2:
-        pytest.skip("salt.schema does not read v2 yet (helper F): refusal by claims.results "
-                    "untested here")
+    """``claims.results``' loader and its error."""
     from claims.results import ResultsError, load_results
 
     return ResultsError, load_results
@@ -267,8 +263,6 @@ def test_self_declared_paper_profile_does_not_make_paper_scale(tmp_path: Path) -
     assert m["provenance"]["sizes"] == {"train": 1000, "test": 5010}
     _, load_results = v2_results()
     scale = load_results(out).scale
-    if not hasattr(scale, "at_paper_scale"):
-        pytest.skip("claims.results.Scale does not decide the scale from model and sizes yet")
     at_paper = scale.at_paper_scale
     assert not (at_paper() if callable(at_paper) else at_paper)
     reasons = " ".join(r for rs in scale.reduced.values() for r in rs)

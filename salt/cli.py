@@ -1,7 +1,8 @@
-"""Command line: one subcommand per pipeline stage (see dvc.yaml), plus ``plan``.
+"""Command line: one subcommand per pipeline stage (see dvc.yaml), plus ``plan`` and ``study``.
 
     salt prepare | model | vocab | mlm | codeswitch --task T |
-         train --task T --system S --seed N | evaluate --task T --system S --seed N | plan
+         train --task T --system S --seed N | evaluate --task T --system S --seed N | plan |
+         study (the study profile in resumable chunks: salt study --help)
 
 Every stage command reads ``params.yaml`` (``--params``), validates every group of every profile
 (``salt.config.check_all``), builds its stage's config for the profile it names (``--profile``
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="print each stage's work, time and disk for a profile "
                                "(salt plan --help)")
     plan.add_argument("plan_args", nargs="*", help="options of salt plan (salt plan --help)")
+    study = sub.add_parser("study", add_help=False,
+                           help="run the study profile in resumable chunks (salt study --help)")
+    study.add_argument("study_args", nargs=argparse.REMAINDER,
+                       help="options of salt study (salt study --help)")
     return parser
 
 
@@ -59,6 +64,12 @@ def _plan(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="salt plan")
     planning.add_arguments(parser)
     return planning.run(parser.parse_args(argv))
+
+
+def _study(argv: list[str]) -> int:
+    """``salt study ...``: the chunked study runner (``salt.study``), imported by name like the
+    planner so it is no dependency of the stages."""
+    return importlib.import_module("salt.study").main(argv)
 
 
 def _stage_name(args) -> str:
@@ -83,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["plan"]:  # the planner parses its own options
         return _plan(argv[1:])
+    if argv[:1] == ["study"]:  # so does the study runner
+        return _study(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "plan":
         return _plan(args.plan_args)
+    if args.command == "study":
+        return _study(args.study_args)
     started = time.perf_counter()
     # imported by name: a stage's command runs (and DVC tracks) only that stage's code
     stage = importlib.import_module(f"salt.stages.{args.command}")

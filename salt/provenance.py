@@ -19,7 +19,7 @@ _PACKAGES = ("salt-xlt", "torch", "transformers", "tokenizers", "datasets", "acc
 
 # What the pipeline writes itself: a change there is a result of running, not a modified
 # source, so it never makes an output "+dirty".
-PIPELINE_OUTPUTS = ("dvc.lock", "results", "reports", "work", ".dvc")
+PIPELINE_OUTPUTS = ("dvc.lock", "results", "reports", "work", ".dvc", "study")
 
 
 def git_commit(root: str | Path = ".") -> str:

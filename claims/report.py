@@ -110,16 +110,25 @@ def _codeswitch(audit: Audit) -> dict[str, Any]:
         rows = {}
         for lang, items in per.items():
             dicts = [d if isinstance(d := x.get("dictionary"), Mapping) else {} for x in items]
+            content = [c if isinstance(c := d.get("content_words"), Mapping) else {}
+                       for d in dicts]
             pairs = items[0].get("top_pairs") or []
             rows[lang] = {
                 "records": _mean([x.get("records") for x in items]),
+                "set_size": _mean([x.get("set_size") for x in items]),
                 "rate_per_token": _mean([x.get("rate_per_token") for x in items]),
                 "rate_per_candidate": _mean([x.get("rate_per_candidate") for x in items]),
+                "cap_bound_share": _mean([x.get("cap_bound_share") for x in items]),
+                "leak_rate": _mean([x.get("leak_rate") for x in items]),
                 "dictionary_share": _mean([d.get("share") for d in dicts]),
+                "precision_by_type": _mean([d.get("precision_by_type") for d in dicts]),
+                "content_precision_by_type": _mean([c.get("precision_by_type")
+                                                    for c in content]),
                 "source_in_dictionary": _mean([d.get("source_in_dictionary") for d in dicts]),
                 "top_pairs": [f"{a}>{b}" for a, b, *_ in pairs[:3]]}
         if rows:
-            out[task] = rows
+            arms = sorted({b["arm"] for b in blocks if isinstance(b.get("arm"), str)})
+            out[task] = {"arm": ", ".join(arms) or None, "per_language": rows}
     return out
 
 
@@ -349,14 +358,20 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
                     f"{100 * cs['dictionary_share']:.2f}%"
                 + (" (noisy: below 5%, so SALT reduces to mixup with noise)." if cs["noisy"]
                    else ".")]
-    for task, per in cs["per_language"].items():
-        rows = [[lang, _f(v["records"], ".0f"), _pct(v["rate_per_token"]),
-                 _pct(v["rate_per_candidate"]), _pct(v["dictionary_share"]),
-                 _pct(v["source_in_dictionary"]), ", ".join(v["top_pairs"])]
-                for lang, v in per.items()]
-        out += ["", f"Code-switch quality, {task} (mean over runs):", "",
-                _table(rows, ["language", "records", "substituted tokens", "per candidate",
-                              "dictionary translations", "source word in dictionary",
+    for task, block in cs["per_language"].items():
+        rows = [[lang, _f(v["records"], ".0f"), _f(v["set_size"], ".0f"),
+                 _pct(v["rate_per_token"]), _pct(v["rate_per_candidate"]),
+                 _pct(v["cap_bound_share"]), _pct(v["leak_rate"]), _pct(v["dictionary_share"]),
+                 _pct(v["precision_by_type"]), _pct(v["content_precision_by_type"]),
+                 ", ".join(v["top_pairs"])]
+                for lang, v in block["per_language"].items()]
+        arm = f"; arm: {block['arm']}" if block.get("arm") else ""
+        out += ["", f"Code-switch quality, {task} (mean over runs{arm}; dictionary figures are "
+                    "MUSE, evaluation only; precision by type = share of distinct "
+                    "substitution pairs that are dictionary translations):", "",
+                _table(rows, ["language", "records", "target set", "substituted tokens",
+                              "per candidate", "cap bound (pairs)", "leak", "dictionary "
+                              "translations", "precision by type", "content words",
                               "top pairs"])]
     if doc["plot"]:
         out += ["", f"![per-language differences with the claimed gain]({doc['plot']})"]

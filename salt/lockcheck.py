@@ -58,6 +58,11 @@ def stale_stages(root: Path, stage_names: list[str] | None = None) -> dict[str, 
     cache: dict[str, Any] = {}
     stale: dict[str, list[str]] = {}
     for name, stage in stages.items():
+        if stage_names is not None and name not in stage_names:
+            # DVC keeps the records of renamed or removed stages: they describe no current stage
+            stale[name] = ["in dvc.lock but no stage of dvc.yaml (renamed or removed): delete "
+                           "its record from dvc.lock"]
+            continue
         why = []
         for dep in stage.get("deps", []):
             path = dep["path"].rstrip("/")

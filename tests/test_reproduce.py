@@ -159,6 +159,10 @@ def test_lockcheck_names_stale_stages(tiny_study):
     assert lockcheck.stale_stages(tiny_study, names) == {}  # folder outs are DVC's to hash
     assert lockcheck.stale_stages(tiny_study, [*names, "other"]) == {
         "other": ["in dvc.yaml but never run (no record in dvc.lock)"]}
+    # a record left in dvc.lock by a renamed stage describes nothing current
+    assert lockcheck.stale_stages(tiny_study, []) == {
+        "make": ["in dvc.lock but no stage of dvc.yaml (renamed or removed): delete its record "
+                 "from dvc.lock"]}
 
 
 def test_lockcheck_reads_floats_as_dvc_writes_them(tmp_path):

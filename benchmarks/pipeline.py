@@ -43,6 +43,15 @@ def expected_stages(params_path: Path = Path("params.yaml")) -> list[str] | None
     return names
 
 
+def _display(path: Path) -> str:
+    """``path`` relative to the working folder when inside it, else its last two parts (the
+    folder of another clone): no machine path in a committed report."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path(*path.resolve().parts[-2:]))
+
+
 def bench_pipeline(path: Path, params_path: Path = Path("params.yaml")
                    ) -> tuple[list[Figure], list[dict]]:
     """Total wall time and peak RSS of the recorded pipeline stages, and one figure per stage.
@@ -68,7 +77,7 @@ def bench_pipeline(path: Path, params_path: Path = Path("params.yaml")
         note = (f"incomplete run: {len(missing)} of {len(expected)} stages not recorded "
                 f"(e.g. {', '.join(missing[:3])}); " + note)
     total_fig = figure("pipeline_total", [total], "s", note=note, stages=len(recs),
-                       source=str(path), missing_stages=missing,
+                       source=_display(path), missing_stages=missing,
                        expected_from=str(params_path) if expected else None)
     if missing:
         total_fig.meets_target = None

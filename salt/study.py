@@ -35,6 +35,7 @@ import yaml
 
 from salt.config import ConfigError, Params, load_params, read_yaml
 from salt.data import file_hash
+from salt.workdir import dump
 
 PROFILE = "study"
 SYSTEMS = ("baseline", "salt")
@@ -181,14 +182,6 @@ def read_ledger(path: Path) -> dict[str, Any]:
     return ledger
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Indented JSON, atomically (tmp + replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def _ways_out(results: Path) -> str:
     return (f"either check out the commit that made them (git log -- {results / 'ledger.json'}) "
             f"and continue there, or move {results} aside to start the study afresh")
@@ -303,11 +296,11 @@ def build_upstream(params_file: Path, root: Path, tasks: tuple[str, ...], code: 
         if key in done:
             print(f"study: upstream {key}: current")
             continue
-        write_json(work / "upstream.json", {"code_digest": code, "params_hash": phash,
+        dump(work / "upstream.json", {"code_digest": code, "params_hash": phash,
                                             "done": done})
         _stage(params_file, root, command)
         done = [*done, key]
-    write_json(work / "upstream.json", {"code_digest": code, "params_hash": phash, "done": done})
+    dump(work / "upstream.json", {"code_digest": code, "params_hash": phash, "done": done})
 
 
 def run_one(run: Run, params_file: Path, root: Path, code: str, files: dict[str, str],
@@ -322,7 +315,7 @@ def run_one(run: Run, params_file: Path, root: Path, code: str, files: dict[str,
     else:
         _trained_stamp(work, run).unlink(missing_ok=True)
         _stage(params_file, root, ["train", *args])
-        write_json(_trained_stamp(work, run), {"code_digest": code, "params_hash": phash})
+        dump(_trained_stamp(work, run), {"code_digest": code, "params_hash": phash})
     _stage(params_file, root, ["evaluate", *args])
     metrics_path = results / "metrics" / f"{run.name}.json"
     prov = json.loads(metrics_path.read_text(encoding="utf-8"))["provenance"]
@@ -338,7 +331,7 @@ def run_one(run: Run, params_file: Path, root: Path, code: str, files: dict[str,
     ledger = read_ledger(results / "ledger.json")
     ledger.update(version=LEDGER_VERSION, profile=PROFILE, code_files=files)
     ledger["runs"][run.name] = entry
-    write_json(results / "ledger.json", ledger)
+    dump(results / "ledger.json", ledger)
     shutil.rmtree(work / "runs" / run.name, ignore_errors=True)  # evaluate no longer needs it
     _trained_stamp(work, run).unlink(missing_ok=True)
     return entry

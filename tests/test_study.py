@@ -224,19 +224,19 @@ def test_upstream_differing_from_the_ledger_stops_naming_the_output(chunked):
 
 def test_interrupted_before_the_ledger_write_is_evaluated_again(chunked, monkeypatch):
     root = _copy(chunked, "interrupted")
-    real = study.write_json
+    real = study.dump
 
     def crash(path, obj):
         if path.name == "ledger.json":
             raise KeyboardInterrupt
         real(path, obj)
 
-    monkeypatch.setattr(study, "write_json", crash)
+    monkeypatch.setattr(study, "dump", crash)
     with pytest.raises(KeyboardInterrupt):
         _study(chunked["params"], root, "--seeds", "0-2", "--max-runs", "1")
     assert (root / "results" / "metrics" / "xnli-baseline-2.json").is_file()
     assert "xnli-baseline-2" not in _ledger(root)["runs"]
-    monkeypatch.setattr(study, "write_json", real)
+    monkeypatch.setattr(study, "dump", real)
     rc, out, _ = _study(chunked["params"], root, "--seeds", "0-2", "--max-runs", "1")
     assert rc == 0, out
     assert "xnli-baseline-2: trained here already, evaluating" in out

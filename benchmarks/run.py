@@ -70,7 +70,9 @@ def _workloads(s: Setup, skip: Sequence[str]) -> tuple[list[Figure], dict | None
                     skipped("train_hf_trainer", "examples/s", "skipped"),
                     skipped("train_baseline_step", "ms/example", "skipped"),
                     skipped("train_salt_step", "ms/example", "skipped"),
-                    skipped("train_proxy_settings", "examples/s", "skipped")]
+                    skipped("train_proxy_settings", "examples/s", "skipped"),
+                    skipped("train_attention", "examples/s", "skipped"),
+                    skipped("train_attention_sdpa", "examples/s", "skipped")]
     if "eval" not in skip:
         figs, eval_info = bench_eval(s)
         figures += figs

@@ -37,7 +37,7 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
 
     from salt.encoding import encode_pairs
     from salt.models import load_classifier
-    from salt.train import TrainConfig, TrainItem, items_from_encoded, train
+    from salt.train import TrainConfig, TrainItem, attention_for, items_from_encoded, train
 
     size = s.size
     n_items = size.train_steps * size.batch_size
@@ -60,6 +60,7 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
                                "frozen": "word embeddings"}
     runs = iter(range(10**6))
 
+    cpu = torch.device("cpu")
     knobs = proxy_speed_settings()
     details["proxy_speed_settings"] = knobs
 
@@ -102,12 +103,13 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
     ours("baseline", base_items[: size.batch_size])
     ours("salt", salt_items[: size.batch_size])
     hf(base_items[: size.batch_size])
-    walls: dict[str, list[float]] = {"ours": [], "hf": [], "salt": [], "proxy": []}
-    loops: dict[str, list[float]] = {"ours": [], "hf": [], "salt": [], "proxy": []}
+    walls: dict[str, list[float]] = {"ours": [], "hf": [], "salt": [], "proxy": [], "sdpa": []}
+    loops: dict[str, list[float]] = {k: [] for k in walls}
     arms: dict[str, Callable[[], tuple[float, float]]] = {
         "ours": lambda: ours("baseline", base_items), "hf": lambda: hf(base_items),
         "salt": lambda: ours("salt", salt_items),
-        "proxy": lambda: ours("baseline", base_items, **knobs)}
+        "proxy": lambda: ours("baseline", base_items, **knobs),
+        "sdpa": lambda: ours("baseline", base_items, attention="sdpa")}
     names = list(arms)
     for r in range(s.repeats):
         k = r % len(names)
@@ -117,7 +119,8 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
             loops[name].append(loop)
         log(f"train repeat {r + 1}: ours {n_items / walls['ours'][-1]:.1f} ex/s, Trainer "
             f"{n_items / walls['hf'][-1]:.1f} ex/s, salt {n_items / walls['salt'][-1]:.1f} ex/s, "
-            f"proxy settings {n_items / walls['proxy'][-1]:.1f} ex/s")
+            f"proxy settings {n_items / walls['proxy'][-1]:.1f} ex/s, sdpa attention "
+            f"{n_items / walls['sdpa'][-1]:.1f} ex/s")
     eps = {k: [n_items / w for w in v] for k, v in walls.items()}
     ms = {k: [1000 * w / n_items for w in v] for k, v in walls.items()}
     loop_eps = {k: median3([n_items / w for w in v])[0] for k, v in loops.items()}
@@ -144,6 +147,14 @@ def bench_train(s: Setup) -> tuple[list[Figure], dict]:
                     f"({knobs}) vs none (all layers trained, no length grouping: the loop's "
                     "settings when the proxy was first sized)",
                loop_examples_per_s=loop_eps["proxy"], **details),
+        figure("train_attention", eps["ours"], "examples/s",
+               [sd / o for o, sd in zip(walls["ours"], walls["sdpa"], strict=True)],
+               vs="train_attention_sdpa",
+               note=f"the same loop and work with train.attention auto ({attention_for('auto', cpu)}"
+                    " on this CPU) vs sdpa (the loop's attention before the setting existed)",
+               loop_examples_per_s=loop_eps["ours"], **details),
+        figure("train_attention_sdpa", eps["sdpa"], "examples/s",
+               loop_examples_per_s=loop_eps["sdpa"], **details),
     ]
     return figs, {"lengths": lengths, "loops": loops["ours"], "proxy_loops": loops["proxy"]}
 

@@ -48,6 +48,16 @@ class NothingLearned(RuntimeError):
     majority share: the run must not become a result."""
 
 
+ATTENTION = ("auto", "eager", "sdpa")
+
+
+def attention_for(setting: str, device: torch.device) -> str:
+    """The attention implementation ``train.attention`` resolves to on ``device``."""
+    if setting != "auto":
+        return setting
+    return "eager" if device.type == "cpu" else "sdpa"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Fine-tuning settings shared by both systems (only ``system`` and ``seed`` differ between
@@ -68,6 +78,9 @@ class TrainConfig:
     eval_every: int = 0  # steps between English-dev evaluations (0: once per epoch) and at the end
     checkpoint_every: int = 50  # steps between resumable Trainer checkpoints
     precision: str = "fp32"  # bf16 | fp16 | fp32, resolved by salt.runtime.decide
+    # attention kernels while training: auto = eager on CPU (torch's CPU flash-attention backward
+    # is slower than the eager matmuls: benchmarks/ train_attention), sdpa elsewhere
+    attention: str = "auto"  # auto | eager | sdpa
     loss_terms: tuple[str, ...] = ("mixed",)  # salt only: mixed and/or clean
     mixup: MixupConfig = field(default_factory=MixupConfig)
     gate_max_class_share: float | None = 0.95  # fail if this share of dev predictions is one class
@@ -78,6 +91,9 @@ class TrainConfig:
             raise ValueError(f"train.system: unknown {self.system!r}; use baseline|salt")
         if self.selection not in ("last", "best_en_dev"):
             raise ValueError(f"train.selection: unknown {self.selection!r}; use last|best_en_dev")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"train.attention: unknown {self.attention!r}; use "
+                             + "|".join(ATTENTION))
         if self.precision not in ("bf16", "fp16", "fp32"):
             raise ValueError(f"train.precision: {self.precision!r}; use bf16|fp16|fp32 (resolve "
                              "'auto' with salt.runtime.decide first)")
@@ -428,6 +444,7 @@ def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path
         stamp.write_text(fingerprint)
     torch.manual_seed(config.seed)  # the new head's initialisation
     model = build_classifier(model_dir, num_labels, pooling)
+    model.base_model.set_attn_implementation(attention_for(config.attention, runtime.device))
     _freeze(model, config)
     per_epoch = math.ceil(len(items) / (config.batch_size * nproc))
     total = max(1, round(per_epoch * config.epochs))
@@ -440,6 +457,7 @@ def train(model_dir: str | Path, items: Sequence[TrainItem], out_dir: str | Path
             on = torch.is_autocast_enabled(dev_type)
             dtype = torch.get_autocast_dtype(dev_type)
             seen.update({"device": str(next(module.parameters()).device),
+                         "attention": model.base_model.config._attn_implementation,
                          "weights_dtype": str(next(module.parameters()).dtype).removeprefix("torch."),
                          "autocast": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "other")
                          if on else "fp32"})

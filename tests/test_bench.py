@@ -14,7 +14,7 @@ from benchmarks import common, evaluate, pipeline, run
 FIGURES = (
     "matmul_fp32", "matmul_bf16", "codeswitch_fast", "codeswitch_reference", "train_ours",
     "train_hf_trainer", "train_baseline_step", "train_salt_step", "train_proxy_settings",
-    "eval_ours",
+    "train_attention", "train_attention_sdpa", "eval_ours",
     "eval_plain_loop", "eval_padding_waste_ours", "eval_padding_waste_plain",
     "utilisation_train_vs_fp32_matmul", "utilisation_train_vs_bf16_matmul",
     "utilisation_train_proxy_vs_fp32_matmul", "utilisation_train_proxy_vs_bf16_matmul",

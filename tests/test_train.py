@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -253,4 +254,29 @@ def test_recorded_runtime_is_read_back_from_the_training_forward(tiny_model, ite
     data, pad = items
     log = train(tiny_model, data[:16], tmp_path / "bf16", _cfg(system="baseline",
                 precision="bf16"), 3, pad_id=pad)
-    assert log["runtime"] == {"device": "cpu", "weights_dtype": "float32", "autocast": "bf16"}
+    assert log["runtime"] == {"device": "cpu", "attention": "eager", "weights_dtype": "float32",
+                              "autocast": "bf16"}
+
+
+def test_attention_setting_resolves_per_device_and_reaches_the_training_forward(
+        tiny_model, items, tmp_path):
+    from salt.train import attention_for
+
+    assert attention_for("auto", torch.device("cpu")) == "eager"
+    assert attention_for("auto", torch.device("cuda")) == "sdpa"
+    assert attention_for("sdpa", torch.device("cpu")) == "sdpa"
+    with pytest.raises(ValueError, match=r"train\.attention: unknown 'flash'"):
+        TrainConfig(attention="flash")
+    data, pad = items
+    cfg = _cfg(system="baseline")
+    logs = {a: train(tiny_model, data[:16], tmp_path / a, replace(cfg, attention=a), 3,
+                     pad_id=pad) for a in ("auto", "sdpa")}
+    assert logs["auto"]["runtime"]["attention"] == "eager"
+    assert logs["sdpa"]["runtime"]["attention"] == "sdpa"
+    # the two kernels compute the same function: the same run ends with the same weights
+    # up to float rounding
+    a = load_file(tmp_path / "auto" / "model.safetensors")
+    b = load_file(tmp_path / "sdpa" / "model.safetensors")
+    assert set(a) == set(b)
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+

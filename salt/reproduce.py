@@ -180,6 +180,10 @@ def update_reference(root: Path, clone: Path, profile: str) -> list[Path]:
             shutil.rmtree(target)
         shutil.copytree(clone / "results" / "metrics", target)
         return [target]
+    # A file the rerun no longer writes (a dropped seed) must not survive beside its outputs.
+    for sub in ("metrics", "summary", "plots"):
+        for path in (root / "results" / sub).glob("*.*"):
+            path.unlink()
     for rel in ("results", "reports", "dvc.lock"):
         src, dst = clone / rel, root / rel
         if src.is_dir():

@@ -138,6 +138,32 @@ def test_reproduce_clones_runs_and_compares(tiny_study, tmp_path, monkeypatch):
     assert reproduce.compare_dirs(ref, produced, reproduce.run_specific()) == {}
 
 
+def test_update_of_the_default_profile_drops_results_the_rerun_no_longer_writes(tmp_path):
+    root, clone = tmp_path / "root", tmp_path / "clone"
+    for seed in (0, 1, 2):  # the committed results: three seeds
+        for sub in ("metrics", "summary", "plots"):
+            path = root / "results" / sub / f"xnli-salt-{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("old")
+    kept = root / "results" / "reference" / "smoke" / "xnli-salt-0.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("reference")
+    for sub in ("metrics", "summary", "plots"):  # the rerun: one seed
+        path = clone / "results" / sub / "xnli-salt-0.json"
+        path.parent.mkdir(parents=True)
+        path.write_text("new")
+    (clone / "reports").mkdir()
+    (clone / "reports" / "claims.md").write_text("report")
+    (clone / "dvc.lock").write_text("lock")
+    reproduce.update_reference(root, clone, "proxy")
+    for sub in ("metrics", "summary", "plots"):
+        assert [p.name for p in (root / "results" / sub).iterdir()] == ["xnli-salt-0.json"]
+        assert (root / "results" / sub / "xnli-salt-0.json").read_text() == "new"
+    assert kept.read_text() == "reference"  # the smoke reference is not the proxy's to touch
+    assert (root / "dvc.lock").read_text() == "lock"
+    assert (root / "reports" / "claims.md").read_text() == "report"
+
+
 def test_lockcheck_names_stale_stages(tiny_study):
     env = {**os.environ, **GIT_ENV}
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=tiny_study, env=env,

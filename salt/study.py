@@ -17,6 +17,11 @@ study's ``seeds`` (the params hash ignores both the file's path and ``seeds``).
 of its metrics file and the digests of the upstream outputs it used. A later invocation skips
 recorded runs, and stops before any work when the code, the params or a rebuilt upstream output
 differ from what the recorded runs used: runs of different code are never mixed.
+
+The shared outputs are rebuilt on each machine, so they must come out byte for byte the same:
+``python -m salt study`` runs with pinned CPU numerics (``salt.numerics``: kernels at AVX2, two
+threads; the study profile pins fp32), records each run's numerics probe in the ledger, and
+stops before any work on a machine whose probe differs from the recorded runs'.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from salt import numerics
 from salt.config import ConfigError, Params, load_params, read_yaml
 from salt.data import file_hash
 from salt.workdir import dump
@@ -40,7 +46,7 @@ from salt.workdir import dump
 PROFILE = "study"
 SYSTEMS = ("baseline", "salt")
 REPO = Path(__file__).resolve().parents[1]  # the checkout whose code runs (holds dvc.yaml)
-LEDGER_VERSION = 1
+LEDGER_VERSION = 2  # 2: every run records its CPU numerics (salt.numerics.state)
 
 
 class StudyError(RuntimeError):
@@ -179,6 +185,10 @@ def read_ledger(path: Path) -> dict[str, Any]:
         raise StudyError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(ledger, dict) or not isinstance(ledger.get("runs"), dict):
         raise StudyError(f"{path}: not a study ledger (no 'runs' mapping)")
+    if ledger.get("version") != LEDGER_VERSION:
+        raise StudyError(f"{path}: ledger version {ledger.get('version')}, this runner reads "
+                         f"{LEDGER_VERSION} (its runs record their CPU numerics): move the "
+                         f"results folder aside to start the study afresh")
     return ledger
 
 
@@ -269,9 +279,29 @@ def check_upstream(finished: dict, work: Path) -> None:
                 raise StudyError(
                     f"{work / rel}: built here it differs from the one run {name} used "
                     f"(digest {now.get(rel)} here, {digest} in the ledger; e.g. another machine "
-                    f"type produced different output). Runs on different upstream outputs are "
+                    f"type produced different output; that run's CPU: "
+                    f"{(entry.get('numerics') or {}).get('cpu', 'not recorded')}, this "
+                    f"machine's: {numerics.cpu_model()}). Runs on different upstream outputs are "
                     f"never mixed: continue on a machine that reproduces it, or move "
                     f"{work.parent / 'results'} aside to start the study afresh")
+
+
+def check_numerics(finished: dict, now: dict) -> None:
+    """This process's numerics probe against the one of every finished run: a machine whose
+    probe differs would rebuild other shared outputs, so it stops before the rebuild."""
+    if not numerics.is_pinned():
+        pins = ", ".join(f"{key}={value}" for key, value in numerics.PINS.items())
+        raise StudyError(f"the CPU numerics are not pinned ({pins}): run the study as "
+                         f"`python -m salt study`, which sets them")
+    for name, entry in sorted(finished.items()):
+        recorded = entry.get("numerics") or {}
+        if recorded.get("probe") != now["probe"]:
+            raise StudyError(
+                f"numerics probe {now['probe']} on this machine ({now['cpu']}, "
+                f"{now['capability']}, {now['threads']} threads), {recorded.get('probe')} for run "
+                f"{name} ({recorded.get('cpu', 'CPU not recorded')}): this machine would rebuild "
+                f"other shared outputs. Continue on a machine whose probe matches, or move "
+                f"the results folder aside to start the study afresh")
 
 
 # ----------------------------------------------------------------------------- running
@@ -304,7 +334,7 @@ def build_upstream(params_file: Path, root: Path, tasks: tuple[str, ...], code: 
 
 
 def run_one(run: Run, params_file: Path, root: Path, code: str, files: dict[str, str],
-            phash: str) -> dict:
+            phash: str, state: dict) -> dict:
     """Train (unless trained here already) and evaluate one run, record it in the ledger, then
     delete its run folder. Returns the ledger entry."""
     work, results = root / "work", root / "results"
@@ -326,7 +356,7 @@ def run_one(run: Run, params_file: Path, root: Path, code: str, files: dict[str,
              "code_digest": code, "params_hash": prov["params_hash"],
              "git_commit": prov.get("git_commit"),
              "metrics": f"metrics/{run.name}.json", "metrics_md5": file_hash(metrics_path, "md5"),
-             "upstream": upstream_digests(work, run.task),
+             "upstream": upstream_digests(work, run.task), "numerics": state,
              "wall_s": round(time.perf_counter() - started, 1)}
     ledger = read_ledger(results / "ledger.json")
     ledger.update(version=LEDGER_VERSION, profile=PROFILE, code_files=files)
@@ -380,11 +410,18 @@ def study(args: argparse.Namespace) -> int:
         state = "done" if r.name in finished else (
             "evaluate again (interrupted before the ledger)" if r.name in redo else "to run")
         print(f"study:   {r.name}: {state}")
+    state = numerics.state()
+    print(f"study: numerics: {state['cpu']}, {state['capability']}, {state['threads']} threads, "
+          f"probe {state['probe']}" + ("" if numerics.is_pinned() else " (not pinned)"))
     other = sorted(set(finished) - {r.name for r in runs})
     if other:
         print(f"study: also in the ledger (seeds not selected): {', '.join(other)}")
 
     if args.dry_run:
+        try:
+            check_numerics(finished, state)
+        except StudyError as err:
+            print(f"study: a run would stop: {err}")
         current = upstream_current(work, params.tasks, code, phash)
         for key, _, _ in upstream_stages(params.tasks):
             print(f"study: upstream {key}: {'current' if key in current else 'would build'}")
@@ -401,6 +438,7 @@ def study(args: argparse.Namespace) -> int:
     if not todo:
         print(f"study: all {len(runs)} runs done; nothing to run")
         return 0
+    check_numerics(finished, state)
     params_file = work / "params.yaml"
     work.mkdir(parents=True, exist_ok=True)
     params_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -408,7 +446,7 @@ def study(args: argparse.Namespace) -> int:
     check_upstream(finished, work)
     for i, run in enumerate(chunk, start=1):
         print(f"study: [{i}/{len(chunk)}] {run.name}", flush=True)
-        entry = run_one(run, params_file, root, code, files, phash)
+        entry = run_one(run, params_file, root, code, files, phash, state)
         finished[run.name] = entry
         print(f"study: {run.name}: done in {entry['wall_s']} s")
     left = [r for r in runs if r.name not in finished]
@@ -439,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_runs is not None and args.max_runs < 1:
         parser.error("--max-runs must be at least 1")
+    if not numerics.is_pinned():  # torch reads the pins when it starts: start again with them
+        numerics.exec_pinned(["study", *(sys.argv[1:] if argv is None else argv)])
     try:
         return study(args)
     except (StudyError, ConfigError) as err:

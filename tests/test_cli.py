@@ -30,7 +30,7 @@ def test_plan_dispatches_to_salt_plan(monkeypatch):
 
 
 def test_unknown_task_names_the_key(tmp_path, capsys):
-    code = cli.main(["--params", str(ROOT / "params.yaml"), "--profile", "smoke", "--workdir",
+    code = cli.main(["--params", str(ROOT / "params.yaml"), "--profile", "proxy", "--workdir",
                      str(tmp_path), "codeswitch", "--task", "mnli"])
     assert code == 2
     assert "--task 'mnli' is not in params 'tasks'" in capsys.readouterr().err

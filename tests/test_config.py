@@ -5,6 +5,7 @@ value out of range, in any group and any profile, is a ConfigError naming the fi
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,8 @@ BAD = [
                          ids=[f"{g}.{p}.{next(iter(c))}" for g, p, c, _ in BAD])
 def test_bad_key_is_named(tmp_path, group, profile, change, named):
     # the error comes whichever profile is selected: every profile is checked at load
-    message = _error(tmp_path, _edit(group, profile, **change), profile="smoke")
+    params = {**_edit(group, profile, **change), "seeds": [0, 1]}  # smoke asks for two seeds
+    message = _error(tmp_path, params, profile="smoke")
     assert message.startswith(f"{tmp_path / 'params.yaml'}: "), message
     for part in named:
         assert part in message, (part, message)
@@ -128,7 +130,8 @@ OUT_OF_RANGE = [
 @pytest.mark.parametrize(("group", "profile", "change", "key"), OUT_OF_RANGE,
                          ids=[f"{g}.{p}.{next(iter(c))}" for g, p, c, _ in OUT_OF_RANGE])
 def test_out_of_range_is_refused(tmp_path, group, profile, change, key):
-    message = _error(tmp_path, _edit(group, profile, **change), profile="smoke")
+    params = {**_edit(group, profile, **change), "seeds": [0, 1]}  # smoke asks for two seeds
+    message = _error(tmp_path, params, profile="smoke")
     assert key in message, message
     value = next(iter(change.values()))
     if not isinstance(value, dict):
@@ -146,6 +149,7 @@ def test_exponent_is_a_float(tmp_path):
     text = (ROOT / "params.yaml").read_text()
     assert "lr: 0.001," in text
     path = tmp_path / "params.yaml"
+    text = text.replace("\nseeds: [0]\n", "\nseeds: [0, 1]\n", 1)  # smoke asks for two seeds
     path.write_text(text.replace("lr: 0.001,", "lr: 1e-3,", 1))
     assert yaml.safe_load(path.read_text())["train"]["smoke"]["lr"] == "1e-3"  # the pitfall
     params = load_params(path, "smoke")
@@ -161,7 +165,7 @@ class _Args:
 
 
 def test_configs_are_frozen_and_typed():
-    params = load_params(ROOT / "params.yaml", "smoke")
+    params = replace(load_params(ROOT / "params.yaml", "smoke"), seeds=(0, 1))  # smoke: 2 seeds
     cfg = train.configure(params, _Args("xnli", "baseline", 1))
     with pytest.raises(AttributeError):
         cfg.task = "pawsx"  # type: ignore[misc]

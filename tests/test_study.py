@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from salt import study
+from salt import numerics, study
 from salt.config import GROUPS, load_params
 from salt.data import file_hash
 from salt.reproduce import absolute_paths, compare, run_specific
@@ -49,6 +49,16 @@ def _files(root: Path) -> dict[str, str]:
 
 def _ledger(root: Path) -> dict:
     return json.loads((root / "results" / "ledger.json").read_text())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _pinned():
+    """The pins `python -m salt study` re-executes itself with (salt.numerics); these tests call
+    the runner in-process, where torch has started already: the probe records what is in force."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in numerics.PINS.items():
+            mp.setenv(key, value)
+        yield
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -150,6 +160,9 @@ def test_ledger_is_host_independent_and_params_hash_ignores_the_params_path(chun
     assert set(entry["upstream"]) == {"data/manifest.json", "vocab/vocab.json", "mlm/mlm.json",
                                       "codeswitch/xnli.jsonl"}
     assert entry["code_digest"] == study.code_digest(study.code_files())
+    assert entry["numerics"]["probe"] == numerics.probe()
+    assert entry["numerics"]["cpu"] == numerics.cpu_model() and entry["numerics"]["env"] == \
+        numerics.PINS
     derived = load_params(root / "work" / "params.yaml")
     assert derived.profile == "study" and derived.seeds == (0, 1)
     user = load_params(chunked["params"], "study")
@@ -218,8 +231,51 @@ def test_upstream_differing_from_the_ledger_stops_naming_the_output(chunked):
     rc, out, err = _study(chunked["params"], root, "--seeds", "0-2", "--max-runs", "1")
     assert rc == 2
     assert str(cs) in err and "pawsx-baseline-0" in err
+    assert f"this machine's: {numerics.cpu_model()}" in err
     assert "salt train" not in out
     assert sorted(_ledger(root)["runs"]) == sorted(NAMES)
+
+
+def test_another_numerics_probe_stops_before_any_work(chunked):
+    root = _copy(chunked, "other-cpu")
+    ledger = _ledger(root)
+    ledger["runs"]["xnli-salt-1"]["numerics"].update(probe="0" * 16, cpu="Other CPU")
+    (root / "results" / "ledger.json").write_text(json.dumps(ledger))
+    rc, out, err = _study(chunked["params"], root, "--seeds", "0-2", "--max-runs", "1")
+    assert rc == 2
+    assert f"numerics probe {numerics.probe()} on this machine" in err
+    assert "0000000000000000 for run xnli-salt-1 (Other CPU)" in err
+    assert "salt prepare" not in out and "salt train" not in out
+    rc, out, _ = _study(chunked["params"], root, "--seeds", "0-2", "--dry-run")
+    assert rc == 0 and "a run would stop: numerics probe" in out
+
+
+def test_a_ledger_of_another_version_stops(chunked):
+    root = _copy(chunked, "old-ledger")
+    ledger = _ledger(root)
+    ledger["version"] = 1
+    (root / "results" / "ledger.json").write_text(json.dumps(ledger))
+    rc, out, err = _study(chunked["params"], root, "--seeds", "0-2", "--max-runs", "1")
+    assert rc == 2 and "ledger version 1, this runner reads 2" in err
+    assert "salt prepare" not in out
+
+
+def test_unpinned_numerics_start_again_pinned_or_stop(chunked, monkeypatch):
+    root = _copy(chunked, "unpinned")
+    monkeypatch.delenv("MKL_CBWR")
+    calls = []
+
+    def exec_pinned(argv):
+        calls.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(numerics, "exec_pinned", exec_pinned)
+    args = ["--params", str(chunked["params"]), "--root", str(root), "--max-runs", "1"]
+    with pytest.raises(SystemExit):
+        study.main(args)
+    assert calls == [["study", *args]]  # main starts again, pinned, before any work
+    with pytest.raises(study.StudyError, match=r"not pinned .*MKL_CBWR=AVX2"):
+        study.check_numerics({}, numerics.state())  # what a run reached unpinned would say
 
 
 def test_interrupted_before_the_ledger_write_is_evaluated_again(chunked, monkeypatch):

@@ -334,3 +334,20 @@ def test_cli_dispatches_study(tmp_path, capsys):
     assert cli.main(["study", "--params", str(params), "--root", str(tmp_path / "s"),
                      "--dry-run"]) == 0
     assert "seeds 0-1, 8 runs" in capsys.readouterr().out  # default: train.study.min_seeds
+
+
+def test_committed_study_results_agree_with_their_ledger_and_this_code():
+    """study/results as committed: each ledger entry's metrics file is there unchanged, no metrics
+    file lacks an entry, all runs share one numerics probe, and all were made by this stage code
+    and these study params: a change to either must restart the study, and fails here first."""
+    root = ROOT / "study"
+    ledger = root / "results" / "ledger.json"
+    if not ledger.is_file():
+        pytest.skip("no study run committed yet")
+    files = study.code_files()
+    params, _ = study.study_params(ROOT / "params.yaml", None)
+    finished = study.check_ledger(study.read_ledger(ledger), root, study.code_digest(files),
+                                  files, params.hash)
+    assert sorted(p.stem for p in (root / "results" / "metrics").glob("*.json")) == \
+        sorted(finished)
+    assert len({entry["numerics"]["probe"] for entry in finished.values()}) == 1

@@ -281,7 +281,8 @@ def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float,
                   scale: str) -> list[str]:
     t, pl = p["test"], p["plan"]
     rows_now = ", ".join(sorted({str(v) for v in p["test_rows"].values()})) or "n/a"
-    seeds = "n/a" if t is None else f"{t['n']} {'seed pairs' if t['design'] == 'paired' else 'seeds'}"
+    unit = "seed pair" if t is not None and t["design"] == "paired" else "seed"
+    seeds = "n/a" if t is None else f"{t['n']} {unit}{'' if t['n'] == 1 else 's'}"
     head = (f"**{p['task']}, {p['description']}: {p['verdict']}.** Effect {_effect(p)}; rules "
             f"out {p['ruled_out']}; power at the claimed {p['claimed_gain']:+.1f}: "
             f"{_f(p['power_at_claim'], '.2f')}; scale {scale}, {seeds}, {rows_now} test rows x "
@@ -299,7 +300,6 @@ def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float,
                 f"(Holm {_f(p['p_holm'], '.3g')}), minimum seeds {p['min_seeds']['n']} "
                 f"({p['min_seeds']['source']})." + (f" {_cap(t['note'])}." if t["note"] else "")]
     if pl is not None:
-        seeds = "more than 200" if pl["seeds_paired"] is None else pl["seeds_paired"]
         need = "more than 200" if pl["seeds_paired"] is None else pl["seeds_paired"]
         per_arm = "more than 200" if pl["seeds_unpaired"] is None else pl["seeds_unpaired"]
         out += ["", f"Power: minimum detectable effect {_f(pl['mde_paired'])} pt now; {need} "
@@ -313,9 +313,12 @@ def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float,
         out += ["", f"Majority-class runs: {', '.join(p['one_class_runs'])}."]
     if p["pooled_cluster_bootstrap"]:
         b = p["pooled_cluster_bootstrap"]
-        out += ["", f"Cluster bootstrap over {b['clusters']} source items and {b['seed_pairs']} "
-                    f"seed pairs: {_f(b['diff'])} {_iv(b['low'], b['high'])} (test-set and seed "
-                    "noise)."]
+        pairs = b["seed_pairs"]
+        noise = ("test-set and seed noise" if pairs >= 2 else
+                 "test-set noise only: with one seed pair, seed noise is not in this interval")
+        out += ["", f"Cluster bootstrap over {b['clusters']} source items and {pairs} seed "
+                    f"pair{'' if pairs == 1 else 's'}: {_f(b['diff'])} "
+                    f"{_iv(b['low'], b['high'])} ({noise})."]
     if p["per_language"]:
         rows = [[x["language"], _f(x["diff"]), _iv(x["low"], x["high"])]
                 for x in p["per_language"]]

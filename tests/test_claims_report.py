@@ -117,3 +117,15 @@ def test_committed_results_fit_the_first_screen(monkeypatch: pytest.MonkeyPatch)
                    for line in screen), claim.claim.id
     assert md.index("## Methods") > md.index("| C10 ")  # methods come after the summary
     assert not re.search(r"\bnan\b", md) and "```" not in md and "/work/" not in md
+
+
+@pytest.mark.parametrize(("seeds", "pairs", "noise"), [
+    (1, "1 seed pair:", "(test-set noise only: with one seed pair, seed noise is not in this"),
+    (3, "3 seed pairs:", "(test-set and seed noise)"),
+])
+def test_cluster_bootstrap_says_which_noise_it_carries(tmp_path: Path, seeds: int, pairs: str,
+                                                       noise: str) -> None:
+    md, _ = report(tmp_path, shifted([0.5, 1.0, 1.5])[:seeds], BASE[:seeds])
+    line = next(x for x in md.splitlines() if x.startswith("Cluster bootstrap over"))
+    assert pairs in line and noise in line
+    assert (" 1 seed pair," in md) == (seeds == 1) and " 1 seed pairs" not in md

@@ -107,20 +107,29 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, default=Path("reports/properties.json"),
                    help="outcomes file, read by 'audit --properties'")
     q.add_argument("--seed", type=int, default=0, help="Hypothesis seed (printed with each check)")
+    q.add_argument("--work", type=Path, default=None,
+                   help="pipeline folder whose written code-switched data C3/C4 also check "
+                        "(default: work, skipped when it has none; a folder named here must "
+                        "have work/codeswitch/*.jsonl, e.g. study/work)")
     _import_parser(sub)
     _table_parser(sub)
     _plan_parser(sub)
     return parser
 
 
-def run_properties(out: Path, seed: int) -> int:
-    """Run every property check on the real implementation and write ``out``."""
+def run_properties(out: Path, seed: int, work: Path | None = None) -> int:
+    """Run every property check on the real implementation and write ``out``; C3/C4 also
+    check the written code-switched data under ``work`` (default ``work``, when it has any)."""
     from salt.data import DataError
 
     from .properties import run_all
 
+    if work is not None and not sorted((work / "codeswitch").glob("*.jsonl")):
+        print(f"error: --work {work}: no {work.as_posix()}/codeswitch/*.jsonl to check (run "
+              "the pipeline there first)", file=sys.stderr)
+        return 2
     try:
-        outcomes = run_all(out, seed=seed)
+        outcomes = run_all(out, seed=seed, work=work if work is not None else "work")
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -292,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and not (args.command == "plan" and not hasattr(args, "_power")):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    handlers = {"properties": lambda a: run_properties(a.out, a.seed), "audit": run_audit,
+    handlers = {"properties": lambda a: run_properties(a.out, a.seed, a.work), "audit": run_audit,
                 "import": run_import, "check-table": run_check_table, "plan": run_plan}
     return handlers[args.command](args)
 

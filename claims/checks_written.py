@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,13 @@ from .bench import Violation, crash_message, require
 
 
 def _rel(path: Path, root: Path) -> str:
+    """``path`` relative to the working directory when it lies under it, else to ``root``'s
+    parent, else its name: never a machine path."""
+    rel = Path(os.path.relpath(path))
+    if ".." not in rel.parts:
+        return rel.as_posix()
     try:
-        return str(path.relative_to(root.parent))
+        return path.relative_to(root.parent).as_posix()
     except ValueError:
         return path.name
 

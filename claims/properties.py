@@ -120,7 +120,8 @@ def run_all(out_path: str | Path = "reports/properties.json", seed: int = 0,
         if cid in WRITTEN_CHECKS:
             verdict, evidence = _combine(res, written)
             ran_on["written"] = (written["ran_on"] if written is not None else
-                                 "not checked: no work/codeswitch/*.jsonl (run the pipeline)")
+                                 f"not checked: no {Path(work or 'work').as_posix()}"
+                                 "/codeswitch/*.jsonl (run the pipeline)")
         out[cid] = {"verdict": verdict, "evidence": evidence,
                     "check": f"claims.properties.{check.__name__}",
                     "implementation": "salt (real)", "seed": seed, "ran_on": ran_on,

@@ -226,11 +226,16 @@ def _effect(part: Mapping[str, Any]) -> str:
     return f"{_f(t['diff'])} {_iv(t['low'], t['high'])}"
 
 
+def _count(n: int, unit: str) -> str:
+    """``1 seed``, ``2 seeds``."""
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
 def _part_why(p: Mapping[str, Any]) -> str:
     """A few words on why a part got its verdict."""
     v, pl = p["verdict"], p["plan"]
     if v.startswith("inconclusive") and p["test"] and p["test"]["n"] < p["min_seeds"]["n"]:
-        return f"{p['test']['n']} seeds, {p['min_seeds']['n']} needed"
+        return f"{_count(p['test']['n'], 'seed')}, {p['min_seeds']['n']} needed"
     if v.startswith("inconclusive") and pl is not None:
         seeds = "> 200" if pl["seeds_paired"] is None else pl["seeds_paired"]
         return f"power {_f(p['power_at_claim'], '.2f')} at the claim; {seeds} seed pairs needed"
@@ -254,7 +259,7 @@ def _short_reason(c: Mapping[str, Any]) -> str:
 def _scale_line(doc: Mapping[str, Any]) -> str:
     sc = doc["scale"]
     tasks = "; ".join(
-        f"{t}: {' / '.join(f'{arm} {len(s)}' for arm, s in v['seeds'].items())} seeds, "
+        f"{t}: seeds {' / '.join(f'{arm} {len(s)}' for arm, s in v['seeds'].items())}, "
         f"{', '.join(map(str, v['rows_per_language']))} test rows x {v['languages']} languages"
         for t, v in sc["tasks"].items())
     where = "paper scale" if sc["paper_scale"] else (
@@ -282,7 +287,7 @@ def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float,
     t, pl = p["test"], p["plan"]
     rows_now = ", ".join(sorted({str(v) for v in p["test_rows"].values()})) or "n/a"
     unit = "seed pair" if t is not None and t["design"] == "paired" else "seed"
-    seeds = "n/a" if t is None else f"{t['n']} {unit}{'' if t['n'] == 1 else 's'}"
+    seeds = "n/a" if t is None else _count(t["n"], unit)
     head = (f"**{p['task']}, {p['description']}: {p['verdict']}.** Effect {_effect(p)}; rules "
             f"out {p['ruled_out']}; power at the claimed {p['claimed_gain']:+.1f}: "
             f"{_f(p['power_at_claim'], '.2f')}; scale {scale}, {seeds}, {rows_now} test rows x "
@@ -316,8 +321,8 @@ def _part_section(c: Mapping[str, Any], p: Mapping[str, Any], alpha: float,
         pairs = b["seed_pairs"]
         noise = ("test-set and seed noise" if pairs >= 2 else
                  "test-set noise only: with one seed pair, seed noise is not in this interval")
-        out += ["", f"Cluster bootstrap over {b['clusters']} source items and {pairs} seed "
-                    f"pair{'' if pairs == 1 else 's'}: {_f(b['diff'])} "
+        out += ["", f"Cluster bootstrap over {b['clusters']} source items and "
+                    f"{_count(pairs, 'seed pair')}: {_f(b['diff'])} "
                     f"{_iv(b['low'], b['high'])} ({noise})."]
     if p["per_language"]:
         rows = [[x["language"], _f(x["diff"]), _iv(x["low"], x["high"])]

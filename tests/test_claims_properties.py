@@ -333,7 +333,7 @@ def _rewrite(path: Path, change) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def test_written_data_checks_hold_and_catch_bad_records(bench, tmp_path) -> None:
+def test_written_data_checks_hold_and_catch_bad_records(bench, tmp_path, monkeypatch) -> None:
     from claims.checks_written import check_written
     from salt.codeswitch import CodeSwitchConfig
 
@@ -343,6 +343,10 @@ def test_written_data_checks_hold_and_catch_bad_records(bench, tmp_path) -> None
     assert ok["verdict"] == "holds", ok["evidence"]
     assert ok["ran_on"]["data"] == ["work/codeswitch/xnli.jsonl"] and ok["ran_on"]["model"] == "model"
     assert check_written(tmp_path / "nothing") is None
+    monkeypatch.chdir(tmp_path.parent)  # a folder named from above it, as `--work study/work`
+    named = check_written(Path(tmp_path.name) / "work")["ran_on"]
+    assert named["data"] == [f"{tmp_path.name}/work/codeswitch/xnli.jsonl"]
+    assert named["model"] == f"{tmp_path.name}/model"
 
     records = work / "codeswitch" / "xnli.jsonl"
     original = records.read_text()
@@ -382,3 +386,11 @@ def test_c5_rejects_a_synonym_choice_that_does_not_exclude_the_original(bench, m
     for where in (fast, reference):  # both paths look the arg-max up from assemble
         monkeypatch.setattr(where, "best", lambda probs, ids, exclude=None: real(probs, ids, None))
     _fails(P.check_c5(bench=bench, max_examples=10), "C5 VIOLATED", "the original is not excluded")
+
+
+def test_properties_cli_refuses_a_named_work_folder_with_nothing_to_check(tmp_path, capsys) -> None:
+    (tmp_path / "study" / "work").mkdir(parents=True)
+    out = tmp_path / "properties.json"
+    assert main(["properties", "--out", str(out), "--work", str(tmp_path / "study" / "work")]) == 2
+    err = capsys.readouterr().err
+    assert "--work" in err and "study/work/codeswitch/*.jsonl" in err and not out.exists()

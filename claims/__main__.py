@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--work", type=Path, default=None,
                    help="pipeline folder whose written code-switched data C3/C4 also check "
                         "(default: work, skipped when it has none; a folder named here must "
-                        "have work/codeswitch/*.jsonl, e.g. study/work)")
+                        "hold codeswitch/*.jsonl, e.g. study/work)")
     _import_parser(sub)
     _table_parser(sub)
     _plan_parser(sub)
